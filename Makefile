@@ -1,0 +1,33 @@
+# The two commands of the README. Each bootstraps .venv on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= quick
+DEVICE ?= cpu
+EXTRAS := test
+ifeq ($(DEVICE),gpu)
+EXTRAS := test,cuda
+endif
+
+.PHONY: run test venv clean bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m softmax_stability.cli run --profile $(PROFILE)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_jacobian.py
+
+clean:
+	rm -rf $(VENV) figures/out .pytest_cache

@@ -1,0 +1,182 @@
+"""Figure framework: registration, atomic outputs and provenance.
+
+Each figure lives in its own module ``figures/<name>.py`` and decorates one function with
+:func:`figure`. The runner (:func:`run_figure`) gives it a :class:`FigureContext`, times it and writes
+``<name>.provenance.json`` next to the outputs (library and JAX versions, device, seed, profile,
+parameters, wall time, files written). Every output is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib
+import io
+import os
+import pkgutil
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from softmax_stability._io import atomic_write_json, atomic_write_text, atomic_write_with
+
+__all__ = ["FigureSpec", "FigureContext", "figure", "registry", "run_figure", "PROFILES", "DEFAULT_OUT"]
+
+PROFILES = ("smoke", "quick", "full")  # smoke: the test suite's tiny version of quick
+DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureSpec:
+    name: str
+    caption: str
+    source: str
+    fn: Callable[["FigureContext"], None]
+    kind: str  # "paper" (a paper's figure/table) or "library" (this library's own)
+    order: int
+
+
+_REGISTRY: dict[str, FigureSpec] = {}
+
+
+def figure(*, name: str, caption: str, source: str, order: int = 100) -> Callable:
+    """Register ``fn(ctx)`` as the figure ``name`` (``caption``: one sentence; ``source``: the paper
+    figure it reproduces, or what it shows)."""
+
+    def deco(fn: Callable[["FigureContext"], None]):
+        kind = "paper" if name.startswith(("sf_", "ssa_")) else "library"
+        _REGISTRY[name] = FigureSpec(name, caption, source, fn, kind, order)
+        return fn
+
+    return deco
+
+
+def registry() -> dict[str, FigureSpec]:
+    """All figures (imports every module of the ``figures`` package once)."""
+    import figures
+
+    for info in pkgutil.iter_modules(figures.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"figures.{info.name}")
+    return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].order, kv[0])))
+
+
+class FigureContext:
+    """What a figure function gets: profile, seed, output directory and atomic writers."""
+
+    def __init__(self, name: str, out_dir: Path, profile: str = "quick", seed: int = 0,
+                 show_progress: bool = True):
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+        self.name = name
+        self.out_dir = Path(out_dir)
+        self.profile = profile
+        self.seed = int(seed)
+        self.params: dict[str, Any] = {}
+        self.files: list[str] = []
+        self.show_progress = show_progress
+
+    @property
+    def quick(self) -> bool:
+        """True for the quick and smoke profiles."""
+        return self.profile in ("quick", "smoke")
+
+    @property
+    def smoke(self) -> bool:
+        """True in the test suite's smoke profile: shrink sizes further, keep every code path."""
+        return self.profile == "smoke"
+
+    @property
+    def rng_key(self):
+        import jax
+
+        return jax.random.PRNGKey(self.seed)
+
+    def progress(self, iterable: Iterable, desc: str | None = None, total: int | None = None):
+        """``tqdm`` over ``iterable`` (silent when progress is off)."""
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=desc or self.name, total=total, leave=False,
+                    disable=not self.show_progress)
+
+    def path(self, suffix: str = "", ext: str = "") -> Path:
+        stem = self.name + (f"_{suffix}" if suffix else "")
+        return self.out_dir / f"{stem}{ext}"
+
+    def _record(self, p: Path) -> Path:
+        self.files.append(p.name)
+        return p
+
+    def save_figure(self, fig, suffix: str = "", dpi: int = 150) -> None:
+        """Write ``<name>[_suffix].png`` and ``.pdf`` atomically and close the figure."""
+        import matplotlib.pyplot as plt
+
+        for ext in (".png", ".pdf"):
+            p = self.path(suffix, ext)
+            atomic_write_with(p, lambda tmp, ext=ext: fig.savefig(tmp, dpi=dpi, bbox_inches="tight",
+                                                                  format=ext[1:]))
+            self._record(p)
+        plt.close(fig)
+
+    def save_csv(self, header: Sequence[str], rows: Iterable[Sequence[Any]], suffix: str = "") -> None:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(header)
+        for row in rows:
+            w.writerow(row)
+        self._record(atomic_write_text(self.path(suffix, ".csv"), buf.getvalue()))
+
+    def save_markdown(self, text: str, suffix: str = "") -> None:
+        self._record(atomic_write_text(self.path(suffix, ".md"), text))
+
+    def save_json(self, obj: Any, suffix: str = "data") -> None:
+        self._record(atomic_write_json(self.path(suffix, ".json"), obj))
+
+
+def _environment() -> dict[str, Any]:
+    import jax
+
+    import softmax_stability
+
+    devs = jax.devices()
+    return {
+        "library_version": softmax_stability.__version__,
+        "jax_version": jax.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in devs],
+        "cpu_count": os.cpu_count(),
+        "x64": bool(jax.config.jax_enable_x64),
+    }
+
+
+def run_figure(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, profile: str = "quick",
+               seed: int = 0, show_progress: bool = True) -> dict[str, Any]:
+    """Run one figure and write its provenance JSON; returns the provenance record."""
+    specs = registry()
+    if name not in specs:
+        raise KeyError(f"unknown figure {name!r}; valid names: {', '.join(specs)}")
+    spec = specs[name]
+    ctx = FigureContext(name, Path(out_dir), profile, seed, show_progress)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    spec.fn(ctx)
+    wall = time.perf_counter() - t0
+    prov = {
+        "figure": name,
+        "caption": spec.caption,
+        "source": spec.source,
+        "kind": spec.kind,
+        "profile": profile,
+        "seed": seed,
+        "params": ctx.params,
+        "wall_time_s": round(wall, 3),
+        "files": ctx.files,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **_environment(),
+    }
+    atomic_write_json(ctx.path("", ".provenance.json"), prov)
+    return prov

@@ -1,0 +1,26 @@
+"""The claims registry and its verifier.
+
+Every family module in this package (``softmax_jacobian``, ``sparse_maps``, ``focus``, ...) registers
+its claims on import; this ``__init__`` imports them all. See :class:`Claim` for the fields and
+``softmax-stability verify`` for the command that checks them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from softmax_stability.claims._registry import Claim, all_claims, get, register
+
+__all__ = ["Claim", "register", "get", "all_claims", "verify", "verify_claim", "format_table"]
+
+
+def _import_families() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_families()
+
+from softmax_stability.claims._verify import format_table, verify, verify_claim  # noqa: E402

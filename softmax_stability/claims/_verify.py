@@ -1,0 +1,246 @@
+"""The verifier: evaluate every registered claim on random and adversarial instances.
+
+For each claim and each batch of instances the bound and the measured value are computed with
+``jax.jit(jax.vmap(...))`` in float64. The batch's leading axis is sharded over all local devices
+(a 1-D :class:`jax.sharding.Mesh` over ``jax.devices()``) when it divides evenly, so a machine with
+several accelerators (or ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) splits the sweep.
+
+The *ratio* reported per instance is oriented so that ``ratio <= 1`` means the claim holds:
+``measure / bound`` for upper bounds, ``bound / measure`` for lower bounds and
+``measure / bound`` for identities (then it should be 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from softmax_stability.claims._registry import Claim, all_claims, get
+
+__all__ = ["ClaimResult", "verify_claim", "verify", "format_table", "shard_batch", "load_proof_status"]
+
+_RATIO_SAMPLE = 400  # ratios kept per claim for the bound_vs_autodiff figure
+
+
+@dataclasses.dataclass
+class ClaimResult:
+    """What the verifier found for one claim."""
+
+    id: str
+    family: str
+    kind: str
+    statement: str
+    source: str
+    instances: int
+    max_ratio: float
+    median_ratio: float
+    max_violation: float  # largest (measure - allowed) in the claim's orientation; <= 0 means holds
+    violations: int
+    sharp: bool
+    sharp_reached: bool | None
+    adversary_max_ratio: float | None
+    proof: str | None
+    proof_status: str  # "passed", "failed", "not run", "numeric only"
+    numeric_only_reason: str | None
+    verdict: str  # "pass", "VIOLATED", "NOT SHARP", "ERROR"
+    seconds: float
+    error: str | None = None
+    ratios: list[float] = dataclasses.field(default_factory=list)
+    worst_instance: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _mesh():
+    devices = jax.devices()
+    if len(devices) < 2:
+        return None
+    return jax.sharding.Mesh(np.asarray(devices), ("instances",))
+
+
+def shard_batch(batch: dict[str, Any]) -> dict[str, Any]:
+    """Place a batch's leading (instance) axis across all local devices when it divides evenly.
+
+    On one device, or when the instance count does not divide by the device count, the batch is
+    returned unchanged (replicated computation gives the same numbers).
+    """
+    mesh = _mesh()
+    if mesh is None:
+        return batch
+    n_dev = mesh.devices.size
+    leaves = jax.tree_util.tree_leaves(batch)
+    if not leaves or any(np.ndim(x) == 0 or np.shape(x)[0] % n_dev for x in leaves):
+        return batch
+    spec = jax.sharding.PartitionSpec("instances")
+    sharding = jax.sharding.NamedSharding(mesh, spec)
+    return jax.tree_util.tree_map(lambda x: jax.device_put(jnp.asarray(x), sharding), batch)
+
+
+def _evaluate(claim: Claim, batches: Iterable[dict[str, Any]]):
+    bound_fn = jax.jit(jax.vmap(claim.bound))
+    measure_fn = jax.jit(jax.vmap(claim.measure))
+    out = []
+    for batch in batches:
+        batch = shard_batch({k: jnp.asarray(v) for k, v in batch.items()})
+        b = np.asarray(bound_fn(batch), dtype=np.float64).reshape(-1)
+        m = np.asarray(measure_fn(batch), dtype=np.float64).reshape(-1)
+        if b.shape != m.shape:
+            raise ValueError(f"bound and measure shapes differ: {b.shape} vs {m.shape}")
+        out.append((batch, b, m))
+    return out
+
+
+def _ratios_and_violations(claim: Claim, b: np.ndarray, m: np.ndarray):
+    tol = claim.atol + claim.rtol * np.abs(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if claim.kind == "upper":
+            excess = m - b - tol
+            ratio = np.where(b != 0, m / b, np.where(m <= tol, 0.0, np.inf))
+        elif claim.kind == "lower":
+            excess = b - m - tol
+            ratio = np.where(m != 0, b / m, np.where(b <= tol, 0.0, np.inf))
+        else:
+            excess = np.abs(m - b) - tol
+            ratio = np.where(b != 0, m / b, np.where(np.abs(m) <= tol, 1.0, np.inf))
+    # NaN on either side is a failure, never silently a pass
+    excess = np.where(np.isnan(m) | np.isnan(b), np.inf, excess)
+    return ratio, excess
+
+
+def _instance(batch: dict[str, Any], i: int) -> dict[str, Any]:
+    inst = {}
+    for k, v in batch.items():
+        x = np.asarray(v)[i]
+        inst[k] = x.tolist() if x.size <= 64 else f"<array shape {x.shape}>"
+    return inst
+
+
+def _claim_key(seed: int, claim_id: str) -> jax.Array:
+    return jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(claim_id.encode()) & 0x7FFFFFFF)
+
+
+def load_proof_status(path: str | os.PathLike | None) -> dict[str, str]:
+    """Read ``proofs_check`` records ({claim_id: status}) from a JSON file written by
+    ``python -m proofs_check --json PATH``; missing file -> empty dict."""
+    if path is None or not Path(path).exists():
+        return {}
+    data = json.loads(Path(path).read_text())
+    records = data["records"] if isinstance(data, dict) and "records" in data else data
+    status: dict[str, str] = {}
+    for rec in records:
+        cid = rec.get("claim_id") or rec.get("claim")
+        if cid is None:
+            continue
+        # a claim with several checks passes only if all pass
+        prev = status.get(cid, "passed")
+        status[cid] = rec.get("status", "unknown") if prev == "passed" else prev
+    return status
+
+
+def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
+                 proof_status: dict[str, str] | None = None) -> ClaimResult:
+    """Evaluate one claim. Never raises for a claim's own failure: the result says ERROR."""
+    t0 = time.perf_counter()
+    key = _claim_key(seed, claim.id)
+    k_sample, k_adv = jax.random.split(key)
+    if claim.proof is None:
+        pstatus = "numeric only"
+    else:
+        pstatus = (proof_status or {}).get(claim.id, "not run")
+    try:
+        rand = _evaluate(claim, claim.sample(k_sample))
+        adv = _evaluate(claim, claim.adversary(k_adv)) if (adversary and claim.adversary) else []
+        ratios, excesses, worst = [], [], (-np.inf, None)
+        for batch, b, m in rand + adv:
+            r, e = _ratios_and_violations(claim, b, m)
+            ratios.append(r)
+            excesses.append(e)
+            i = int(np.nanargmax(np.where(np.isnan(e), np.inf, e)))
+            if e[i] > worst[0]:
+                worst = (float(e[i]), _instance(batch, i) | {"bound": float(b[i]), "measure": float(m[i])})
+        r_all = np.concatenate(ratios)
+        e_all = np.concatenate(excesses)
+        adv_max = None
+        if adv:
+            adv_max = float(np.max(np.concatenate([_ratios_and_violations(claim, b, m)[0] for _, b, m in adv])))
+        finite = r_all[np.isfinite(r_all)]
+        max_ratio = float(np.max(r_all)) if r_all.size else math.nan
+        n_viol = int(np.sum(e_all > 0))
+        sharp_reached = None
+        if claim.sharp:
+            sharp_reached = bool(max_ratio >= claim.sharp_threshold)
+        if n_viol:
+            verdict = "VIOLATED"
+        elif claim.sharp and not sharp_reached:
+            verdict = "NOT SHARP"
+        else:
+            verdict = "pass"
+        rng = np.random.default_rng(0)
+        keep = finite if finite.size <= _RATIO_SAMPLE else rng.choice(finite, _RATIO_SAMPLE, replace=False)
+        return ClaimResult(
+            id=claim.id, family=claim.family, kind=claim.kind, statement=claim.statement,
+            source=claim.source, instances=int(r_all.size), max_ratio=max_ratio,
+            median_ratio=float(np.median(finite)) if finite.size else math.nan,
+            max_violation=float(np.max(e_all)), violations=n_viol, sharp=claim.sharp,
+            sharp_reached=sharp_reached, adversary_max_ratio=adv_max, proof=claim.proof,
+            proof_status=pstatus, numeric_only_reason=claim.numeric_only_reason, verdict=verdict,
+            seconds=time.perf_counter() - t0, ratios=[float(x) for x in keep],
+            worst_instance=worst[1] if n_viol else None,
+        )
+    except Exception as err:  # a broken claim is reported, and makes verify fail
+        return ClaimResult(
+            id=claim.id, family=claim.family, kind=claim.kind, statement=claim.statement,
+            source=claim.source, instances=0, max_ratio=math.nan, median_ratio=math.nan,
+            max_violation=math.nan, violations=0, sharp=claim.sharp, sharp_reached=None,
+            adversary_max_ratio=None, proof=claim.proof, proof_status=pstatus,
+            numeric_only_reason=claim.numeric_only_reason, verdict="ERROR",
+            seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}",
+        )
+
+
+def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool = True,
+           proof_status: dict[str, str] | None = None, progress: bool = True) -> list[ClaimResult]:
+    """Verify the claims with the given ids (all registered claims by default), in float64."""
+    jax.config.update("jax_enable_x64", True)
+    import softmax_stability.claims  # noqa: F401  (registers every family)
+
+    claims = [get(i) for i in ids] if ids else all_claims()
+    it: Iterable[Claim] = claims
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(claims, desc="verify", unit="claim", leave=False)
+    results = []
+    for c in it:
+        if progress and hasattr(it, "set_postfix_str"):
+            it.set_postfix_str(c.id)
+        results.append(verify_claim(c, seed=seed, adversary=adversary, proof_status=proof_status))
+    return results
+
+
+def format_table(results: Sequence[ClaimResult]) -> str:
+    """One row per claim: instances, max ratio, sharpness reached, symbolic status, verdict."""
+    head = f"{'claim':<40} {'kind':<6} {'inst':>6} {'max ratio':>12} {'sharp':>6} {'proof':>13} {'time':>6}  verdict"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        sharp = "-" if not r.sharp else ("yes" if r.sharp_reached else "NO")
+        lines.append(
+            f"{r.id:<40} {r.kind:<6} {r.instances:>6} {r.max_ratio:>12.6g} {sharp:>6} "
+            f"{r.proof_status:>13} {r.seconds:>5.1f}s  {r.verdict}"
+            + (f"  ({r.error})" if r.error else "")
+        )
+    n_bad = sum(r.verdict != "pass" for r in results)
+    lines.append("-" * len(head))
+    lines.append(f"{len(results)} claims, {len(results) - n_bad} pass, {n_bad} fail")
+    return "\n".join(lines)

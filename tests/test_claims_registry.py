@@ -1,0 +1,95 @@
+"""The verifier detects violations, errors and missing sharpness; registry hygiene."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from softmax_stability.claims import all_claims
+from softmax_stability.claims._registry import Claim
+from softmax_stability.claims._verify import load_proof_status, verify_claim
+
+
+def _batch(key):
+    return [{"x": jnp.linspace(0.0, 1.0, 11)}]
+
+
+def _claim(**kw):
+    base = dict(id="T-test", family="test", statement="x^2 <= x", source="test", kind="upper",
+                bound=lambda p: p["x"], measure=lambda p: p["x"] ** 2, sample=_batch,
+                numeric_only_reason="test claim")
+    base.update(kw)
+    return Claim(**base)
+
+
+def test_true_claim_passes():
+    r = verify_claim(_claim())
+    assert r.verdict == "pass" and r.violations == 0 and r.instances == 11
+    np.testing.assert_allclose(r.max_ratio, 1.0)  # attained at x = 1
+
+
+def test_false_claim_is_reported_as_violated():
+    r = verify_claim(_claim(measure=lambda p: p["x"] ** 0.5))  # sqrt(x) > x on (0, 1)
+    assert r.verdict == "VIOLATED" and r.violations == 9
+    assert r.worst_instance is not None and r.max_ratio > 1
+
+
+def test_lower_and_equal_kinds():
+    assert verify_claim(_claim(kind="lower", bound=lambda p: p["x"] ** 2, measure=lambda p: p["x"])).verdict == "pass"
+    assert verify_claim(_claim(kind="lower", bound=lambda p: p["x"], measure=lambda p: p["x"] ** 2)).verdict == "VIOLATED"
+    assert verify_claim(_claim(kind="equal", bound=lambda p: p["x"], measure=lambda p: p["x"] * (1 + 1e-13))).verdict == "pass"
+    assert verify_claim(_claim(kind="equal", bound=lambda p: p["x"], measure=lambda p: p["x"] + 1e-6)).verdict == "VIOLATED"
+
+
+def test_nan_measure_is_a_violation_not_a_pass():
+    r = verify_claim(_claim(measure=lambda p: p["x"] * jnp.nan))
+    assert r.verdict == "VIOLATED"
+
+
+def test_sharp_claim_not_reached():
+    r = verify_claim(_claim(measure=lambda p: 0.5 * p["x"] ** 2, sharp=True))
+    assert r.verdict == "NOT SHARP" and r.sharp_reached is False
+
+
+def test_broken_claim_reports_error():
+    def bad(p):
+        raise RuntimeError("boom")
+
+    r = verify_claim(_claim(measure=bad))
+    assert r.verdict == "ERROR" and "boom" in r.error
+
+
+def test_claim_needs_a_reason_without_proof():
+    with pytest.raises(ValueError, match="numeric_only_reason"):
+        _claim(numeric_only_reason=None)
+    with pytest.raises(ValueError, match="kind"):
+        _claim(kind="bigger")
+
+
+def test_registry_ids_unique_and_documented():
+    claims = all_claims()
+    assert len(claims) >= 15
+    ids = [c.id for c in claims]
+    assert len(ids) == len(set(ids))
+    for c in claims:
+        assert c.statement and c.source
+        assert c.proof or c.numeric_only_reason, c.id
+
+
+def test_every_claim_proof_id_exists_in_proofs_check():
+    pc = pytest.importorskip("proofs_check")
+    from proofs_check._core import registry
+
+    known = set(registry())
+    missing = [(c.id, c.proof) for c in all_claims() if c.proof and c.proof not in known]
+    assert not missing, missing
+
+
+def test_load_proof_status(tmp_path):
+    import json
+
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps({"records": [
+        {"claim_id": "A", "status": "passed"}, {"claim_id": "A", "status": "failed"},
+        {"claim_id": "B", "status": "passed"}]}))
+    assert load_proof_status(p) == {"A": "failed", "B": "passed"}
+    assert load_proof_status(tmp_path / "missing.json") == {}
