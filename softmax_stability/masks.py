@@ -1,0 +1,212 @@
+r"""Attention masks: input-agnostic (band, block, causal, global tokens) and input-dependent (top-k).
+
+Every mask is boolean with ``True`` = *attend*: ``mask[i, j]`` says whether query ``i`` may put
+weight on key ``j``. They plug into :func:`softmax_stability.maps.softmax` as ``where=mask``.
+
+The static masks (:func:`band_mask`, :func:`block_mask`, :func:`causal_mask`) take Python ints,
+are validated eagerly and return NumPy arrays, so they are compile-time constants under
+``jax.jit``. :func:`topk_mask` depends on the logits and returns a JAX array.
+
+The band and block rules, and the placement of global tokens, follow the Semantic Focus authors'
+code (Ram et al. 2025, ``github:rithram/spartan``, ``attn_masks.py``: ``mask_window``,
+``mask_block_local``, ``--ngtk``), as recorded in ``shared/reference/semantic_focus.md`` §1.3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from softmax_stability._checks import as_float_array, check_int_in_range, check_nonempty
+
+__all__ = ["band_mask", "block_mask", "causal_mask", "topk_mask"]
+
+
+def _add_global_tokens(mask: np.ndarray, global_tokens: int) -> np.ndarray:
+    """Append ``global_tokens`` rows/columns of ``True`` at the end (SF authors' ``--ngtk``)."""
+    if global_tokens == 0:
+        return mask
+    n = mask.shape[0]
+    out = np.ones((n + global_tokens, n + global_tokens), dtype=bool)
+    out[:n, :n] = mask
+    return out
+
+
+def band_mask(n: int, k: int, *, global_tokens: int = 0) -> np.ndarray:
+    r"""Banded (sliding-window) mask in which every query attends to exactly ``k`` keys.
+
+    Query :math:`i` attends to the keys :math:`s_i, \dots, s_i + k - 1` with
+
+    .. math::
+        l = \lfloor (k-1)/2 \rfloor, \qquad s_i = \operatorname{clip}(i - l,\ 0,\ n - k),
+
+    i.e. :math:`l` keys on the left and :math:`k-1-l` on the right, the window being shifted
+    inwards at the sequence edges so it still holds :math:`k` keys. Hence interior keys have
+    in-degree (column sum) :math:`k` and keys near the edges deviate: for :math:`n=40, k=5` the
+    column sums are :math:`3,4,5,6,7,5,\dots,5,7,6,5,4,3`.
+
+    Source: Ram et al. 2025 (Semantic Focus), BAND(k), as implemented in the authors' code
+    (``attn_masks.mask_window``; semantic_focus.md §1.3).
+
+    Args:
+        n: number of tokens (queries = keys), ``n >= 1``.
+        k: window size, ``1 <= k <= n``.
+        global_tokens: number ``g >= 0`` of global tokens appended at the *end*; they attend
+            to every token and every token attends to them.
+
+    Returns:
+        Boolean NumPy array of shape ``(n + g, n + g)``, ``True`` = attend.
+
+    Example:
+        >>> from softmax_stability.masks import band_mask
+        >>> band_mask(5, 3).astype(int)
+        array([[1, 1, 1, 0, 0],
+               [1, 1, 1, 0, 0],
+               [0, 1, 1, 1, 0],
+               [0, 0, 1, 1, 1],
+               [0, 0, 1, 1, 1]])
+        >>> band_mask(40, 5).sum(axis=0)[:6].tolist()
+        [3, 4, 5, 6, 7, 5]
+    """
+    n = check_int_in_range(n, "n", 1)
+    k = check_int_in_range(k, "k", 1, n)
+    global_tokens = check_int_in_range(global_tokens, "global_tokens", 0)
+    left = (k - 1) // 2
+    start = np.clip(np.arange(n) - left, 0, n - k)
+    j = np.arange(n)
+    mask = (j[None, :] >= start[:, None]) & (j[None, :] < start[:, None] + k)
+    return _add_global_tokens(mask, global_tokens)
+
+
+def block_mask(n: int, k: int, *, global_tokens: int = 0) -> np.ndarray:
+    r"""Block-diagonal (block-local) mask with blocks of ``k`` consecutive tokens.
+
+    .. math::
+        M_{ij} = \big[\lfloor i/k \rfloor = \lfloor j/k \rfloor\big].
+
+    Blocks start at token 0; when ``k`` does not divide ``n`` the last block is shorter
+    (``n mod k`` tokens), as in the authors' loop.
+
+    Source: Ram et al. 2025 (Semantic Focus), BLOC(k) (``attn_masks.mask_block_local``;
+    semantic_focus.md §1.3).
+
+    Args:
+        n: number of tokens, ``n >= 1``.
+        k: block size, ``1 <= k <= n``.
+        global_tokens: number ``g >= 0`` of global tokens appended at the end (attend to all,
+            attended by all).
+
+    Returns:
+        Boolean NumPy array of shape ``(n + g, n + g)``, ``True`` = attend.
+
+    Example:
+        >>> from softmax_stability.masks import block_mask
+        >>> block_mask(5, 2, global_tokens=1).astype(int)
+        array([[1, 1, 0, 0, 0, 1],
+               [1, 1, 0, 0, 0, 1],
+               [0, 0, 1, 1, 0, 1],
+               [0, 0, 1, 1, 0, 1],
+               [0, 0, 0, 0, 1, 1],
+               [1, 1, 1, 1, 1, 1]])
+    """
+    n = check_int_in_range(n, "n", 1)
+    k = check_int_in_range(k, "k", 1, n)
+    global_tokens = check_int_in_range(global_tokens, "global_tokens", 0)
+    block = np.arange(n) // k
+    mask = block[:, None] == block[None, :]
+    return _add_global_tokens(mask, global_tokens)
+
+
+def causal_mask(n: int) -> np.ndarray:
+    r"""Causal mask: query :math:`i` attends to keys :math:`j \le i` (diagonal included).
+
+    .. math::
+        M_{ij} = [\, j \le i \,].
+
+    Args:
+        n: number of tokens, ``n >= 1``.
+
+    Returns:
+        Boolean NumPy array of shape ``(n, n)``, lower-triangular, ``True`` = attend.
+
+    Example:
+        >>> from softmax_stability.masks import causal_mask
+        >>> causal_mask(3).astype(int)
+        array([[1, 0, 0],
+               [1, 1, 0],
+               [1, 1, 1]])
+    """
+    n = check_int_in_range(n, "n", 1)
+    return np.tril(np.ones((n, n), dtype=bool))
+
+
+def _topk_mask_last(x: jax.Array, k: int) -> jax.Array:
+    """Top-``k`` mask along the last axis (``1 <= k < n`` static); no validation.
+
+    Order: NaN above every number (as ``lax.top_k`` and ``jnp.sort``), then by value; equal
+    values are taken from the lowest index first. Built from the k-th largest *value* and
+    counts, so it does not depend on any sort's index order: O(n) plus one ``lax.top_k``.
+    """
+    x = lax.stop_gradient(x)  # a selection: no derivative flows through it
+    isnan = jnp.isnan(x)
+    n_nan = jnp.sum(isnan, axis=-1, keepdims=True)
+    y = jnp.where(isnan, -jnp.inf, x)
+    top_vals = lax.top_k(y, k)[0]
+    # value of rank k - n_nan among the non-NaN entries (NaNs moved to -inf cannot outrank it)
+    rank = jnp.clip(k - n_nan, 1, k) - 1
+    v = jnp.take_along_axis(top_vals, rank, axis=-1)
+    gt = ~isnan & (y > v)
+    eq = ~isnan & (y == v)
+    need = k - n_nan - jnp.sum(gt, axis=-1, keepdims=True)
+    take_eq = eq & (jnp.cumsum(eq, axis=-1) <= need)
+    take_nan = isnan & (jnp.cumsum(isnan, axis=-1) <= k)
+    return jnp.where(n_nan >= k, take_nan, isnan | gt | take_eq)
+
+
+_topk_mask_jit = jax.jit(_topk_mask_last, static_argnums=1)
+
+
+def topk_mask(z: Any, k: int) -> jax.Array:
+    r"""Input-dependent mask of the ``k`` largest logits along the last axis.
+
+    .. math::
+        M_{ij} = [\, j \in \operatorname{top}_k(z_{i\cdot}) \,].
+
+    Ties are broken towards the **lower index**: among equal logits the ones with the smallest
+    positions are kept, so exactly ``min(k, n)`` entries per row are ``True``. ``NaN`` counts as
+    larger than every number (the order of ``jax.lax.top_k`` and ``jnp.sort``), so a NaN logit
+    is always selected and then propagates through :func:`softmax_stability.maps.topk_softmax`.
+    ``k >= n`` gives an all-``True`` mask.
+
+    Source: the TOPK(k) ("heavy hitter") variant of Ram et al. 2025 (semantic_focus.md §1.3);
+    Gupta et al. 2021 (top-k attention). Their ``torch.topk`` leaves tie order unspecified; the
+    lower-index rule is this library's choice.
+
+    Args:
+        z: logits, shape ``(..., n)``, any real dtype (integers are promoted); batched over the
+            leading axes.
+        k: number of keys kept per row, an int ``>= 1``.
+
+    Returns:
+        Boolean JAX array with the shape of ``z``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from softmax_stability.masks import topk_mask
+        >>> topk_mask(jnp.array([1.0, 3.0, 2.0, 3.0]), 2).tolist()
+        [False, True, False, True]
+        >>> topk_mask(jnp.array([1.0, 2.0, 2.0, 2.0]), 2).tolist()
+        [False, True, True, False]
+    """
+    x = as_float_array(z, "z")
+    check_nonempty(x, "z", axis=-1)
+    check_nonempty(x, "z")
+    k = check_int_in_range(k, "k", 1)
+    n = x.shape[-1]
+    if k >= n:
+        return jnp.ones(x.shape, dtype=bool)
+    return _topk_mask_jit(x, k)
