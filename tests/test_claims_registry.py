@@ -77,9 +77,9 @@ def test_registry_ids_unique_and_documented():
 
 def test_every_claim_proof_id_exists_in_proofs_check():
     pc = pytest.importorskip("proofs_check")
-    from proofs_check._core import registry
+    from proofs_check._core import checks
 
-    known = set(registry())
+    known = {c.check_id for c in checks()}
     missing = [(c.id, c.proof) for c in all_claims() if c.proof and c.proof not in known]
     assert not missing, missing
 
@@ -89,7 +89,10 @@ def test_load_proof_status(tmp_path):
 
     p = tmp_path / "p.json"
     p.write_text(json.dumps({"records": [
-        {"claim_id": "A", "status": "passed"}, {"claim_id": "A", "status": "failed"},
-        {"claim_id": "B", "status": "passed"}]}))
-    assert load_proof_status(p) == {"A": "failed", "B": "passed"}
+        {"check_id": "m.a", "claim_id": "A", "status": "passed"},
+        {"check_id": "m.a", "claim_id": "A", "status": "failed"},
+        {"check_id": "m.b", "claim_id": "B", "status": "passed"}]}))
+    assert load_proof_status(p) == {"m.a": "failed", "m.b": "passed"}
+    r = verify_claim(_claim(proof="m.b", numeric_only_reason=None), proof_status=load_proof_status(p))
+    assert r.proof_status == "passed"
     assert load_proof_status(tmp_path / "missing.json") == {}
