@@ -1,0 +1,90 @@
+"""SF Table 6: the measured statistics of trained models and both comparison conditions per quantile.
+
+The statistics are the paper's (hard-coded by the authors in ``bounds-lhs.py``,
+:data:`softmax_stability.focus.SF_TABLE6`); LHS(304) and LHS(305) are evaluated with
+:func:`softmax_stability.focus.lhs_304` / :func:`~softmax_stability.focus.lhs_305`
+(:math:`\\bar\\beta = \\beta/5`), exactly as the authors' script does. A condition holds where LHS < 1.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from figures._common import FigureContext, figure
+
+
+def table6_rows():
+    """One row per task and quantile: statistics, both LHS values and verdicts."""
+    import jax
+
+    from softmax_stability import focus
+
+    jax.config.update("jax_enable_x64", True)
+    rows = []
+    for task, st in focus.SF_TABLE6.items():
+        ds, dh, sp, b = (np.asarray(st[key], dtype=float) for key in ("delta_s", "delta_h", "sep", "beta"))
+        bbar = b / focus.SF_TABLE6_K
+        l304 = np.asarray(focus.lhs_304(ds, dh, sp))
+        l305 = np.asarray(focus.lhs_305(ds, dh, sp, bbar))
+        for i, (q, qs) in enumerate(zip(focus.SF_TABLE6_QUANTILES, focus.SF_TABLE6_SEP_QUANTILES)):
+            rows.append({
+                "task": task, "q": q, "q_sep": qs, "delta_s": ds[i], "delta_h": dh[i], "sep": sp[i],
+                "beta": b[i], "beta_bar": bbar[i], "lhs_304": float(l304[i]), "holds_304": bool(l304[i] < 1),
+                "lhs_305": float(l305[i]), "holds_305": bool(l305[i] < 1),
+            })
+    return rows
+
+
+def _markdown(rows) -> str:
+    head = ("| task | q (δs, δh, β) | q (Δ) | δs | δh | Δ | β | β̄ = β/5 | LHS(304) | (304) holds | "
+            "LHS(305) | (305) holds |")
+    lines = [
+        "# SF Table 6 with the comparison conditions",
+        "",
+        "Statistics: the paper's values (authors' `bounds-lhs.py`, github:rithram/spartan @ 7127ccf8):",
+        "trained ReLU models, FULL for δs and TOPK(5) for δh, Δ, β, pooled over layers; Δ at the lower",
+        "quantiles. The authors' script clamps every statistic at 1e-9 (`max(value, 1e-9)`), so the",
+        "ListOps minimum Δ = 1e-9 may stand for a smaller separation or an exact tie.",
+        "LHS computed by `softmax_stability.focus.lhs_304` / `lhs_305`; a condition holds where LHS < 1",
+        "(top-k softmax then has the smaller stability constant in W (304) or in X (305)).",
+        "",
+        head,
+        "|" + "|".join(["---"] * (head.count("|") - 1)) + "|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['q']} | {r['q_sep']} | {r['delta_s']:g} | {r['delta_h']:g} | {r['sep']:g} | "
+            f"{r['beta']:g} | {r['beta_bar']:g} | {r['lhs_304']:.4f} | {'yes' if r['holds_304'] else 'no'} | "
+            f"{r['lhs_305']:.4f} | {'yes' if r['holds_305'] else 'no'} |")
+    n304 = sum(r["holds_304"] for r in rows)
+    n305 = sum(r["holds_305"] for r in rows)
+    lines += ["", f"(304) holds in {n304} of {len(rows)} cells, (305) in {n305} of {len(rows)}.", ""]
+    return "\n".join(lines)
+
+
+@figure(name="sf_table6", order=260,
+        caption="SF Table 6 statistics (delta_s, delta_h, Delta, beta at the paper's quantiles) with "
+                "LHS(304) and LHS(305) per task and quantile and the verdict LHS < 1.",
+        source="SF Table 6 (values from the authors' bounds-lhs.py; LHS by softmax_stability.focus)")
+def make(ctx: FigureContext) -> None:
+    rows = table6_rows()
+    keys = list(rows[0])
+    ctx.params.update(k=5, tasks=sorted({r["task"] for r in rows}))
+    ctx.save_csv(keys, [[r[k] for k in keys] for r in rows])
+    ctx.save_markdown(_markdown(rows))
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axs = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, which in zip(axs, ("304", "305")):
+        for j, task in enumerate(tasks):
+            vals = [r[f"lhs_{which}"] for r in rows if r["task"] == task]
+            x = j + np.linspace(-0.27, 0.27, len(vals))
+            colors = ["C2" if v < 1 else "C3" for v in vals]
+            ax.bar(x, vals, width=0.16, color=colors)
+        ax.axhline(1.0, color="k", lw=1)
+        ax.set_xticks(range(len(tasks)))
+        ax.set_xticklabels(tasks)
+        ax.set_title(f"LHS({which}) at quantiles 75/90/95/100 (green: < 1)", fontsize=9)
+    axs[0].set_ylabel("LHS")
+    ctx.save_figure(fig)

@@ -1,0 +1,166 @@
+"""The report of ``make run``: ``figures/out/index.html`` and ``figures/out/REPORT.md``.
+
+Both are built from what the other steps left in the output directory: every
+``<name>.provenance.json`` (gallery: image, caption, source, provenance), ``verification.json``
+(claims table: verdict, max ratio, sharpness, proof status), ``proofs_check.json`` (symbolic checks)
+and every figure's Markdown table (``<name>.md``). Nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from softmax_stability._io import atomic_write_text
+
+__all__ = ["build_report", "main"]
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _collect(out: Path) -> dict[str, Any]:
+    provs = []
+    for p in sorted(out.glob("*.provenance.json")):
+        d = _load_json(p)
+        if d:
+            provs.append(d)
+    provs.sort(key=lambda d: (d.get("kind") != "paper", d.get("figure", "")))
+    ver = _load_json(out / "verification.json") or {}
+    proofs = _load_json(out / "proofs_check.json") or {}
+    return {"figures": provs, "verification": ver, "proofs": proofs}
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if isinstance(x, float):
+        return f"{x:.{digits}g}"
+    return "" if x is None else str(x)
+
+
+def _claim_rows(ver: dict) -> list[list[str]]:
+    rows = []
+    for r in ver.get("results", []):
+        sharp = "-" if not r.get("sharp") else ("reached" if r.get("sharp_reached") else "NOT reached")
+        rows.append([r["id"], r["kind"], str(r["instances"]), _fmt(r["max_ratio"]), sharp,
+                     r.get("proof_status", ""), r["verdict"], r.get("source", "")])
+    return rows
+
+
+_CLAIM_HEAD = ["claim", "kind", "instances", "max ratio", "sharpness", "proof", "verdict", "source"]
+
+
+def _proof_rows(proofs: dict) -> list[list[str]]:
+    recs = proofs.get("records", []) if isinstance(proofs, dict) else proofs or []
+    return [[r.get("check_id", r.get("id", "")), r.get("claim_id", ""), r.get("method", ""),
+             r.get("status", ""), _fmt(r.get("seconds", r.get("time_s")), 3)] for r in recs]
+
+
+_PROOF_HEAD = ["check", "claim", "method", "status", "seconds"]
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> str:
+    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _html_table(head: list[str], rows: list[list[str]], verdict_col: int | None = None) -> str:
+    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for r in rows:
+        cls = ""
+        if verdict_col is not None:
+            cls = ' class="ok"' if r[verdict_col] in ("pass", "passed") else ' class="bad"'
+        out.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _prov_line(d: dict) -> str:
+    return (f"profile {d.get('profile')}, seed {d.get('seed')}, {d.get('wall_time_s')} s, "
+            f"JAX {d.get('jax_version')} on {d.get('backend')}, library {d.get('library_version')}, "
+            f"{d.get('created', '')}")
+
+
+def build_report(out: str | Path) -> tuple[Path, Path]:
+    """Write ``index.html`` and ``REPORT.md`` into ``out``; returns their paths."""
+    out = Path(out)
+    data = _collect(out)
+    claims = _claim_rows(data["verification"])
+    proofs = _proof_rows(data["proofs"])
+    n_bad = sum(r[6] != "pass" for r in claims)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+    md = ["# softmax-stability report", "", f"Generated {stamp}.", ""]
+    md += ["## Claims", "",
+           f"{len(claims)} claims verified, {len(claims) - n_bad} pass, {n_bad} fail. "
+           "Ratio = measured / bound (bound / measured for lower bounds); <= 1 means the bound holds.", ""]
+    md += [_md_table(_CLAIM_HEAD, claims) if claims else "_verify has not run._", ""]
+    md += ["## Symbolic checks (proofs_check)", "", _md_table(_PROOF_HEAD, proofs) if proofs else "_not run._", ""]
+    md += ["## Figures and tables", ""]
+    for d in data["figures"]:
+        name = d["figure"]
+        md += [f"### {name}", "", f"{d.get('caption', '')}", "", f"Source: {d.get('source', '')}.", ""]
+        for f in d.get("files", []):
+            if f.endswith(".png"):
+                md += [f"![{name}]({f})", ""]
+        for f in d.get("files", []):
+            if f.endswith(".md") and (out / f).exists():
+                md += [(out / f).read_text().strip(), ""]
+        md += [f"<sub>Provenance: {_prov_line(d)}</sub>", ""]
+
+    css = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+           "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;"
+           "padding:3px 6px;text-align:left}tr.ok td:nth-child(7){color:#060}tr.bad td{background:#fee}"
+           "figure{margin:2em 0;border-top:1px solid #ddd;padding-top:1em}img{max-width:100%}"
+           ".prov{color:#666;font-size:12px}")
+    h = [f"<!doctype html><html><head><meta charset='utf-8'><title>softmax-stability report</title>"
+         f"<style>{css}</style></head><body>", "<h1>softmax-stability report</h1>",
+         f"<p>Generated {html.escape(stamp)}.</p>", "<h2 id='claims'>Claims</h2>",
+         f"<p>{len(claims)} claims verified, {len(claims) - n_bad} pass, {n_bad} fail. Ratio = measured / "
+         "bound (bound / measured for lower bounds); &le; 1 means the bound holds.</p>",
+         _html_table(_CLAIM_HEAD, claims, verdict_col=6) if claims else "<p>verify has not run.</p>",
+         "<h2 id='proofs'>Symbolic checks</h2>",
+         _html_table(_PROOF_HEAD, proofs, verdict_col=3) if proofs else "<p>not run.</p>",
+         "<h2 id='figures'>Figures and tables</h2>"]
+    for d in data["figures"]:
+        name = html.escape(d["figure"])
+        h.append(f"<figure id='{name}'><h3>{name}</h3>")
+        for f in d.get("files", []):
+            if f.endswith(".png"):
+                h.append(f"<img src='{html.escape(f)}' alt='{name}'>")
+        for f in d.get("files", []):
+            if f.endswith(".md") and (out / f).exists():
+                h.append(f"<pre>{html.escape((out / f).read_text())}</pre>")
+        links = " ".join(f"<a href='{html.escape(f)}'>{html.escape(f)}</a>" for f in d.get("files", []))
+        h.append(f"<figcaption>{html.escape(d.get('caption', ''))}<br>Source: {html.escape(d.get('source', ''))}"
+                 f"<div class='prov'>{html.escape(_prov_line(d))}<br>{links}</div></figcaption></figure>")
+    h.append("</body></html>")
+    p_html = atomic_write_text(out / "index.html", "\n".join(h))
+    p_md = atomic_write_text(out / "REPORT.md", "\n".join(md))
+    return p_html, p_md
+
+
+def main(argv: list[str] | None = None) -> int:
+    from softmax_stability._io import ensure_writable_dir
+
+    ap = argparse.ArgumentParser(prog="python -m softmax_stability.report")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "figures" / "out"))
+    args = ap.parse_args(argv)
+    out = ensure_writable_dir(args.out, "--out")
+    p_html, p_md = build_report(out)
+    print(f"report: {p_html}\nreport: {p_md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Smoke version of every figure: runs each registered figure in the 'smoke' profile."""
+
+import json
+
+import pytest
+
+from figures._common import registry, run_figure
+
+NAMES = list(registry())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_figure_smoke(name, tmp_path):
+    if name == "bound_vs_autodiff":  # feed it a small verification.json instead of a full verify
+        from softmax_stability.claims import get
+        from softmax_stability.claims._verify import verify_claim
+
+        res = [verify_claim(get(i)).to_json() for i in ("J5b-softmax-one-norm-half", "D2-dispersion-pmax")]
+        (tmp_path / "verification.json").write_text(json.dumps({"results": res}))
+    prov = run_figure(name, tmp_path, profile="smoke", show_progress=False)
+    assert prov["figure"] == name and prov["wall_time_s"] >= 0
+    prov_file = tmp_path / f"{name}.provenance.json"
+    assert json.loads(prov_file.read_text())["jax_version"]
+    assert prov["files"], "a figure must write at least one file"
+    for f in prov["files"]:
+        assert (tmp_path / f).stat().st_size > 0, f
+    assert any(f.endswith(".png") for f in prov["files"]) or any(f.endswith(".md") for f in prov["files"])
+
+
+def test_unknown_figure_lists_valid(tmp_path):
+    with pytest.raises(KeyError, match="valid names"):
+        run_figure("nope", tmp_path)
+
+
+def test_bad_profile(tmp_path):
+    with pytest.raises(ValueError, match="profile"):
+        run_figure(NAMES[0], tmp_path, profile="medium")

@@ -1,0 +1,638 @@
+"""Tests of softmax_stability.jacobian.
+
+References are independent of the code under test:
+* 40-digit references: the largest secular root computed in Python ``decimal`` arithmetic
+  (correctly rounded, 40 significant digits plus the digits that the cancellation
+  ``1 - sum p^2/(p - mu)`` eats when mu is tiny), by a bracketed Newton iteration whose result
+  is certified by a sign change of f around it; on the small hard cases this reference is
+  itself cross-checked against ``mpmath.eigsy`` of the dense matrix at ``mp.dps = 40``
+  (``decimal`` is used for the root because it is ~10x faster than mpmath at n = 1e5);
+* dense linear algebra (``numpy.linalg.eigvalsh``, norms of the dense matrix);
+* autodiff (``jax.jacfwd``) and finite differences of independent map implementations;
+* brute force over sign vectors / subsets.
+
+Tolerances: float64 closed forms vs dense numpy agree to a few ulps of the largest entry
+(<= 1/2), so atol=1e-14; relative accuracy targets of the secular solver are 1e-12 (float64)
+and 1e-5 (float32), far above the ~1e-16 / 1e-7 observed, far below any algorithmic error.
+"""
+
+from __future__ import annotations
+
+import decimal
+import doctest
+import itertools
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import mpmath as mp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import softmax_stability.jacobian as jac
+
+F64_TINY = np.finfo(np.float64).tiny
+F32_TINY = np.finfo(np.float32).tiny
+
+
+# --------------------------------------------------------------------------------------
+# references
+# --------------------------------------------------------------------------------------
+
+
+def dense(p):
+    p = np.asarray(p, dtype=np.float64)
+    return np.diag(p) - np.outer(p, p)
+
+
+def flush(p, tiny):
+    """XLA on CPU flushes subnormals to zero: the matrix the library sees."""
+    p = np.asarray(p, dtype=np.float64)
+    return np.where(np.abs(p) < tiny, 0.0, p)
+
+
+def secular_top_ref(p, digits=40):
+    """Largest eigenvalue of diag(p) - pp^T, p >= 0, to `digits` significant digits."""
+    vals = sorted((float(x) for x in np.ravel(p) if x > 0), reverse=True)
+    if not vals:
+        return 0.0
+    D = decimal.Decimal
+    extra = int(-math.log10(vals[1])) if len(vals) > 1 and vals[1] < 1 else 0
+    ctx = decimal.Context(prec=digits + 10 + extra, Emin=-99999, Emax=99999)
+    with decimal.localcontext(ctx):
+        P = [D(v) for v in vals]  # exact conversion of the stored floats
+        a = P[0]
+        if len(P) == 1:
+            return float(a * (1 - a))
+        b = P[1]
+        if a == b:
+            return float(a)
+        W = [x * x for x in P]
+
+        def f_df(mu):
+            s = D(0)
+            s1 = D(0)
+            for x, w in zip(P, W):
+                inv = 1 / (x - mu)
+                t = w * inv
+                s += t
+                s1 += t * inv
+            return 1 - s, -s1
+
+        lo, hi = b, a  # f(b+) = +inf, f(a-) = -inf, f decreasing: one root in between
+        mu = (lo + hi) / 2
+        tol = D(10) ** (-(digits + 2))
+        for _ in range(400):
+            f, df = f_df(mu)
+            if f > 0:
+                lo = mu
+            else:
+                hi = mu
+            new = mu - f / df
+            if not lo < new < hi:  # safeguard: geometric bisection for wide brackets
+                new = (lo * hi).sqrt() if hi > 4 * lo else (lo + hi) / 2
+            if abs(new - mu) <= tol * mu:
+                mu = new
+                break
+            mu = new
+        h = D(10) ** (-digits)
+        assert f_df(mu * (1 - h))[0] > 0 > f_df(mu * (1 + h))[0], "reference not certified"
+        return float(mu)
+
+
+def mp_dense_top(p, dps=40):
+    mp.mp.dps = dps
+    q = [mp.mpf(float(x)) for x in p]
+    n = len(q)
+    M = mp.matrix(n)
+    for i in range(n):
+        for j in range(n):
+            M[i, j] = (q[i] if i == j else 0) - q[i] * q[j]
+    return max(mp.eigsy(M, eigvals_only=True))
+
+
+def rel_err(x, ref):
+    x = float(x)
+    return abs(x - ref) / abs(ref) if ref != 0 else abs(x)
+
+
+def softmax_np(z):
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def dirichlet_batch(seed, n, rows, conc=(0.05, 0.3, 1.0, 5.0)):
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.dirichlet(np.full(n, conc[i % len(conc)])) for i in range(rows)])
+
+
+# --------------------------------------------------------------------------------------
+# hard cases for the spectral norm (all padded with zeros to N_PAD: zero entries contribute
+# nothing, so one compiled shape serves all of them, and the padding is itself tested)
+# --------------------------------------------------------------------------------------
+
+N_PAD = 20
+
+
+def _hard_cases():
+    rng = np.random.default_rng(7)
+    spread = 10.0 ** (-40 * rng.random(16))
+    spread /= spread.sum()
+    spread2 = 10.0 ** (-40 * rng.random(20))
+    spread2[0] = 1.0
+    spread2 /= spread2.sum()
+    dom = np.array([1 - 1e-10, 0.6e-10, 0.4e-10])
+    return {
+        "near_tie_1e-12": np.array([0.4 + 1e-12, 0.4, 0.2 - 1e-12]),
+        "near_tie_rel_1e-12_dirichlet": (lambda q: np.concatenate([[q[0] * (1 + 1e-12), q[0]], q[1:]]))(
+            rng.dirichlet(np.ones(5)) * 0.5),
+        "second_place_tie_1e-13": np.array([0.5, 0.25, 0.25 - 1e-13, 1e-13]),
+        "exact_top_tie": np.array([0.4, 0.4, 0.2]),
+        "exact_tie_of_four": np.full(4, 0.25),
+        "dominant_1e-10": dom,
+        "dominant_1e-15": np.array([1 - 1e-15, 1e-15]),
+        "dominant_spread": np.concatenate([[1 - 1e-8], 1e-8 * rng.dirichlet(np.ones(12))]),
+        "spread_40_orders": spread,
+        "spread_40_orders_dominant": spread2,
+        "tiny_1e-300": np.array([1.0, 1e-300]),
+        "tiny_1e-305_two": np.array([1.0, 1e-305, 3e-306]),
+        "tiny_mixed": np.array([0.6, 0.4, 1e-300, 1e-250]),
+        "zeros_inside": np.array([0.7, 0.0, 0.3, 0.0]),
+        "one_hot": np.array([0.0, 1.0, 0.0]),
+        "sub_stochastic": np.array([0.3, 0.2, 0.1]),
+        "random_sparse": rng.dirichlet(np.full(10, 0.1)),
+        "uniform_20": np.full(20, 1 / 20),
+    }
+
+
+HARD = _hard_cases()
+
+
+def _pad(p, n=N_PAD):
+    out = np.zeros(n)
+    out[: len(p)] = p
+    return out
+
+
+def test_secular_reference_matches_mpmath_dense():
+    # validates the decimal reference against mpmath's dense symmetric eigensolver
+    for name in ["near_tie_1e-12", "dominant_1e-10", "tiny_1e-305_two", "zeros_inside", "second_place_tie_1e-13"]:
+        p = HARD[name]
+        ref = secular_top_ref(p)
+        dense_ref = float(mp_dense_top(p))
+        assert rel_err(ref, dense_ref) < 1e-15, name
+
+
+def test_spectral_norm_hard_cases_float64():
+    names = list(HARD)
+    P = np.stack([_pad(HARD[k]) for k in names])
+    got = np.asarray(jac.spectral_norm(P))
+    for k, g in zip(names, got):
+        ref = secular_top_ref(flush(HARD[k], F64_TINY))
+        assert rel_err(g, ref) <= 1e-12, (k, g, ref)
+    # padding with zeros changes nothing (checked on one unpadded row of each length)
+    for k in ["dominant_1e-15", "tiny_1e-300"]:
+        assert float(jac.spectral_norm(HARD[k])) == got[names.index(k)]
+
+
+def test_spectral_norm_hard_cases_float32():
+    names = list(HARD)
+    P = np.stack([_pad(HARD[k]) for k in names]).astype(np.float32)
+    got = jac.spectral_norm(P)
+    assert got.dtype == jnp.float32
+    for k, row, g in zip(names, P, np.asarray(got)):
+        ref = secular_top_ref(flush(row, F32_TINY))  # the float32 values, exactly
+        assert rel_err(g, ref) <= 1e-5, (k, g, ref)
+
+
+def test_spectral_norm_special_sizes():
+    # n = 1: the 1x1 matrix p - p^2
+    assert float(jac.spectral_norm(np.array([1.0]))) == 0.0
+    assert float(jac.spectral_norm(np.array([0.3]))) == pytest.approx(0.3 * 0.7, rel=1e-15)
+    # n = 2 on the simplex: eigenvalues {0, 2 p1 p2}
+    for p1 in (0.5, 0.9, 1 - 1e-9, 0.75):
+        row = np.array([p1, 1 - p1])  # 1 - p1 is exact for p1 >= 1/2
+        got = float(jac.spectral_norm(row))
+        assert got == pytest.approx(2 * row[0] * row[1], rel=1e-14)
+        assert rel_err(got, secular_top_ref(row)) <= 1e-12
+
+
+def test_subnormal_entries_act_as_zero():
+    # XLA on CPU flushes subnormals: (1, 1e-310) is the matrix of (1, 0), whose norm is 0
+    assert float(jac.spectral_norm(np.array([1.0, 1e-310]))) == 0.0
+    p = _pad(np.array([0.5, 0.5 - 1e-6, 1e-6, 1e-310]))
+    assert rel_err(jac.spectral_norm(p), secular_top_ref(flush(p, F64_TINY))) <= 1e-12
+
+
+def test_spectral_norm_large_n_against_reference():
+    rng = np.random.default_rng(3)
+    n = 100_000
+    p = softmax_np(3.0 * rng.standard_normal(n))
+    ref = secular_top_ref(p)
+    assert rel_err(jac.spectral_norm(p), ref) <= 1e-12
+    p32 = p.astype(np.float32)
+    ref32 = secular_top_ref(flush(p32, F32_TINY))
+    assert rel_err(jac.spectral_norm(p32), ref32) <= 1e-5
+
+
+# --------------------------------------------------------------------------------------
+# cross-checks against dense linear algebra and autodiff
+# --------------------------------------------------------------------------------------
+
+
+def _random_rows():
+    """One batch per n (few compiled shapes): Dirichlet rows of several concentrations,
+    plus rows with ties and zeros."""
+    out = {}
+    for n in (5, 50):
+        P = dirichlet_batch(n, n, 8)
+        P[0, :2] = P[0, :2].mean()  # a tie
+        P[1, -1] = 0.0  # a zero
+        P[1] /= P[1].sum()
+        P[2, :] = [0.3, 0.0, 0.2, 0.2, 0.3] + [0.0] * (n - 5)  # two ties and zeros
+        out[n] = P
+    return out
+
+
+ROWS = _random_rows()
+
+
+@pytest.mark.parametrize("n", sorted(ROWS))
+def test_spectral_norm_matches_eigvalsh(n):
+    P = ROWS[n]
+    dense_top = np.array([np.linalg.eigvalsh(dense(p))[-1] for p in P])
+    np.testing.assert_allclose(jac.spectral_norm(P), dense_top, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("which", ["rows", "dirichlet"])
+def test_eigenvalues_match_eigvalsh_and_interlace(which):
+    P = ROWS[5] if which == "rows" else dirichlet_batch(77, 5, 8, conc=(0.02, 0.5, 2.0, 50.0))
+    dense_eigs = np.stack([np.linalg.eigvalsh(dense(p)) for p in P])
+    eigs = np.asarray(jac.eigenvalues(P))
+    np.testing.assert_allclose(eigs, dense_eigs, rtol=0, atol=1e-14)
+    assert np.all(np.diff(eigs, axis=-1) >= 0)  # ascending
+    # interlacing p_(1) >= l_1 >= p_(2) >= l_2 >= ... (eigs descending vs p descending)
+    ps = -np.sort(-P, axis=-1)
+    ls = eigs[:, ::-1]
+    assert np.all(ls <= ps + 1e-15)
+    assert np.all(ls[:, :-1] >= ps[:, 1:] - 1e-15)
+    # trace identity sum(lambda) = 1 - sum p^2 (independent of the solver)
+    np.testing.assert_allclose(eigs.sum(-1), P.sum(-1) - (P**2).sum(-1), atol=1e-14)
+
+
+def test_eigenvalues_ties_zeros_and_beta():
+    P = ROWS[5]
+    eigs = np.asarray(jac.eigenvalues(P, beta=3.0))
+    np.testing.assert_allclose(eigs, 3.0 * np.stack([np.linalg.eigvalsh(dense(p)) for p in P]), atol=1e-14)
+    # row 2 = (0.3, 0, 0.2, 0.2, 0.3): ties give p_i exactly, the zero gives 0 exactly
+    row = eigs[2]
+    assert np.sum(row == 0.0) >= 1  # the zero entry: deflated, exactly 0
+    assert np.all(np.abs(row[:2]) < 1e-15)  # and the eigenvector 1 (eigenvalue 0 up to round-off)
+    assert np.sum(row == 3.0 * 0.2) == 1 and row[-1] == 3.0 * 0.3
+
+
+def test_frobenius_one_norm_match_dense():
+    for P in ROWS.values():
+        np.testing.assert_allclose(
+            jac.frobenius_norm(P), [np.linalg.norm(dense(p), "fro") for p in P], rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(
+            jac.one_norm(P), [np.abs(dense(p)).sum(0).max() for p in P], rtol=1e-13, atol=1e-15)
+        # the simplex formulas of the design card
+        s2, s3 = (P**2).sum(-1), (P**3).sum(-1)
+        np.testing.assert_allclose(jac.frobenius_norm(P), np.sqrt(s2 - 2 * s3 + s2**2), atol=1e-12)
+        np.testing.assert_allclose(jac.one_norm(P), np.max(2 * P * (1 - P), -1), atol=1e-15)
+
+
+def test_frobenius_one_norm_relative_accuracy_when_dominated():
+    # p = (1 - eps, eps): ||J||_F = 2 p1 p2 ~ 2 eps; the textbook formula cancels to 0 here
+    mp.mp.dps = 40
+    for eps_ in (1e-9, 1e-13):
+        p = np.array([1 - eps_, eps_])
+        q = [mp.mpf(float(x)) for x in p]
+        fro = mp.sqrt(mp.fsum(((q[i] if i == j else 0) - q[i] * q[j]) ** 2 for i in range(2) for j in range(2)))
+        one = max(mp.fsum(abs((q[i] if i == j else 0) - q[i] * q[j]) for i in range(2)) for j in range(2))
+        assert rel_err(jac.frobenius_norm(p), float(fro)) < 1e-14
+        assert rel_err(jac.one_norm(p), float(one)) < 1e-14
+
+
+def _sign_vectors(n):
+    return np.array(list(itertools.product([-1.0, 1.0], repeat=n)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 10])
+def test_inf_to_one_matches_sign_vector_brute_force(n):
+    P = ROWS[5] if n == 5 else dirichlet_batch(100 + n, n, 8)
+    S = _sign_vectors(n)
+    brute = [np.abs(S @ dense(p)).sum(1).max() for p in P]
+    np.testing.assert_allclose(jac.inf_to_one_norm(P), brute, rtol=1e-13, atol=1e-15)
+    lo, up = jac.inf_to_one_norm(P, return_bounds=True)
+    np.testing.assert_array_equal(lo, up)
+
+
+def test_inf_to_one_exact_at_n20_against_full_enumeration():
+    P = dirichlet_batch(11, 20, 2, conc=(0.5, 3.0))
+    got = np.asarray(jac.inf_to_one_norm(P))
+    for p, g in zip(P, got):
+        sums = np.zeros(1)
+        for x in p:  # all 2^20 subset sums
+            sums = np.concatenate([sums, sums + x])
+        T = p.sum()
+        best = np.max(4 * sums * (T - sums)) + T * (1 - T)
+        assert abs(g - best) < 1e-14
+
+
+def test_inf_to_one_large_n_bounds_and_warning():
+    n = 30
+    rng = np.random.default_rng(5)
+    P = np.stack([
+        np.full(n, 1 / n),  # the greedy split is exactly balanced: exact
+        np.concatenate([[0.6], 0.4 * rng.dirichlet(np.ones(n - 1))]),  # p_(1) >= 1/2: exact
+        rng.dirichlet(np.ones(n)),
+        rng.dirichlet(np.full(n, 0.05)),
+    ])
+    lo, up = (np.asarray(v) for v in jac.inf_to_one_norm(P, beta=2.0, return_bounds=True))
+    assert np.all(lo <= up) and np.all(up <= 2.0 + 1e-15)
+    assert lo[0] == pytest.approx(2.0, abs=1e-14) and up[0] == pytest.approx(2.0, abs=1e-14)
+    rest = P[1, 1:].sum()
+    assert lo[1] == up[1] == pytest.approx(2.0 * 4 * 0.6 * rest, rel=1e-14)
+    # the lower bound is attained by a subset: it can be no better than the best split of
+    # the sorted mass into prefixes... and at least the single best element
+    single = 2.0 * np.max(4 * P * (1 - P), axis=-1)
+    assert np.all(lo >= single - 1e-14)
+    with pytest.warns(UserWarning, match="lower bound"):
+        val = jac.inf_to_one_norm(P, beta=2.0)
+    np.testing.assert_array_equal(val, lo)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jac.inf_to_one_norm(P[:, :24])  # exact range: no warning
+
+
+def test_softmax_jacobian_matches_jacfwd():
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((8, 5))
+    beta = np.linspace(0.5, 4.0, 8)
+    J = jac.softmax_jacobian(softmax_np(beta[:, None] * Z), beta=beta)
+    auto = jax.vmap(jax.jacfwd(lambda x, b: jax.nn.softmax(b * x)))(jnp.asarray(Z), jnp.asarray(beta))
+    np.testing.assert_allclose(J, auto, atol=1e-15)
+
+
+def test_topk_jacobian_matches_jacfwd_of_masked_softmax():
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal(7)
+    sel = np.zeros(7, bool)
+    sel[np.argsort(-z)[:3]] = True
+    beta = 2.0
+
+    def topk(x):
+        return jax.nn.softmax(beta * jnp.where(sel, x, -jnp.inf))
+
+    p = np.asarray(jax.jit(topk)(jnp.asarray(z)))
+    auto = jax.jit(jax.jacfwd(topk))(jnp.asarray(z))
+    np.testing.assert_allclose(jac.topk_jacobian(p, sel, beta=beta), auto, atol=1e-15)
+    # selected zeroes round-off left outside S; p already zero outside needs no mask
+    np.testing.assert_allclose(jac.topk_jacobian(p + 1e-3 * ~sel, sel, beta=beta), auto, atol=1e-15)
+    np.testing.assert_allclose(jac.softmax_jacobian(p, beta=beta), auto, atol=1e-15)
+    np.testing.assert_allclose(jac.topk_jacobian(p, sel.astype(int), beta=beta), auto, atol=1e-15)
+
+
+def _sparsemax_np(z):
+    zs = np.sort(z)[::-1]
+    cs = np.cumsum(zs)
+    k = np.arange(1, len(z) + 1)
+    kz = k[1 + k * zs > cs][-1]
+    tau = (cs[kz - 1] - 1) / kz
+    return np.maximum(z - tau, 0)
+
+
+def _entmax_np(z, alpha):
+    # p = [(alpha-1) z - tau]_+^(1/(alpha-1)), tau by bisection on sum p = 1
+    x = (alpha - 1) * z
+    lo, hi = x.max() - 1.0, x.max()
+    for _ in range(200):
+        tau = 0.5 * (lo + hi)
+        s = np.sum(np.maximum(x - tau, 0) ** (1 / (alpha - 1)))
+        lo, hi = (tau, hi) if s > 1 else (lo, tau)
+    p = np.maximum(x - 0.5 * (lo + hi), 0) ** (1 / (alpha - 1))
+    return p / p.sum()
+
+
+def _fd_jacobian(f, z, h):
+    n = len(z)
+    cols = [(f(z + h * e) - f(z - h * e)) / (2 * h) for e in np.eye(n)]
+    return np.stack(cols, axis=1)
+
+
+def test_sparsemax_and_entmax_jacobians_match_finite_differences():
+    z = np.array([0.9, 0.1, 0.75, -1.0, 0.4, -0.3])
+    p = _sparsemax_np(z)
+    assert 2 <= np.sum(p > 0) < 6  # a genuinely sparse point, away from breakpoints
+    # sparsemax is piecewise linear: central differences are exact up to round-off
+    np.testing.assert_allclose(jac.sparsemax_jacobian(p), _fd_jacobian(_sparsemax_np, z, 1e-7), atol=1e-8)
+    for alpha in (1.25, 1.5):
+        pa = _entmax_np(z * 2, alpha)
+        fd = _fd_jacobian(lambda x, a=alpha: _entmax_np(x * 2, a), z, 1e-6) / 2
+        np.testing.assert_allclose(jac.entmax_jacobian(pa, alpha), fd, atol=1e-7)
+    q = softmax_np(z)
+    np.testing.assert_allclose(jac.entmax_jacobian(q, 1.0), jac.softmax_jacobian(q), atol=1e-15)
+    np.testing.assert_array_equal(jac.entmax_jacobian(p, 2), jac.sparsemax_jacobian(p))
+    Js = np.asarray(jac.sparsemax_jacobian(p))
+    np.testing.assert_allclose(Js @ Js, Js, atol=1e-15)  # a projector
+
+
+def test_entmax_and_sparsemax_spectral_norms():
+    P = dirichlet_batch(21, 5, 8)
+    P[:3, 3:] = 0.0  # sparse supports
+    P[5, 1:] = 0.0  # support of size 1
+    P /= P.sum(-1, keepdims=True)
+    for alpha in (1.0, 1.5, 2.0):
+        Js = np.asarray(jac.entmax_jacobian(P, alpha))
+        dense_top = np.linalg.eigvalsh(Js)[:, -1]
+        got = np.asarray(jac.entmax_spectral_norm(P, alpha))
+        np.testing.assert_allclose(got, dense_top, rtol=1e-12, atol=1e-14)
+        s = np.where(P > 0, np.where(P > 0, P, 1) ** (2 - alpha), 0)
+        assert np.all(got <= np.minimum(s.max(-1), s.sum(-1) / 2) + 1e-14)
+    # alpha = 1 is diag(p) - pp^T / sum(p): softmax's matrix up to the rounding of sum(p) = 1,
+    # which moves a dominated row's norm (~3e-5 here) by ~eps/3e-5 relative
+    np.testing.assert_allclose(jac.entmax_spectral_norm(P, 1.0), jac.spectral_norm(P), rtol=1e-10)
+    expected = (np.sum(P > 0, -1) >= 2).astype(float)
+    np.testing.assert_array_equal(jac.sparsemax_spectral_norm(P), expected)
+    np.testing.assert_allclose(jac.entmax_spectral_norm(P, 2.0), expected, atol=1e-14)
+
+
+# --------------------------------------------------------------------------------------
+# bounds, shapes, transformations, derivatives
+# --------------------------------------------------------------------------------------
+
+
+def test_bounds_hold_on_random_rows():
+    P = ROWS[50]
+    beta = 1.7
+    sn = np.asarray(jac.spectral_norm(P, beta=beta))
+    ps = -np.sort(-P, axis=-1)
+    assert np.all(sn <= beta / 2 + 1e-15)
+    assert np.all(sn >= beta * np.maximum(ps[:, 1], np.max(P * (1 - P), -1)) - 1e-15)
+    assert np.all(sn <= beta * np.minimum(ps[:, 0], np.max(2 * P * (1 - P), -1)) + 1e-15)
+    assert np.all(np.asarray(jac.one_norm(P, beta=beta)) <= beta / 2 + 1e-15)
+    lo, up = jac.inf_to_one_norm(P, beta=beta, return_bounds=True)
+    assert np.all(np.asarray(up) <= beta + 1e-14)
+    fro = np.asarray(jac.frobenius_norm(P, beta=beta))
+    assert np.all(sn <= fro + 1e-15)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(min_value=-30.0, max_value=30.0), min_size=5, max_size=5),
+       st.floats(min_value=0.05, max_value=20.0))
+def test_spectral_norm_property(z, beta):
+    p = softmax_np(np.array(z))
+    dense_top = beta * np.linalg.eigvalsh(dense(p))[-1]
+    got = float(jac.spectral_norm(p, beta=beta))
+    assert got == pytest.approx(dense_top, rel=1e-12, abs=1e-15 * beta)
+    assert got <= beta / 2 * (1 + 1e-15)
+
+
+def test_batched_shapes_jit_vmap_and_beta():
+    flat = ROWS[5]
+    P = flat.reshape(2, 4, 5)
+    beta = np.array([[0.5], [2.0]])  # broadcast against the batch shape (2, 4)
+    for name, f in {"spectral_norm": jac.spectral_norm, "frobenius_norm": jac.frobenius_norm,
+                    "one_norm": jac.one_norm, "inf_to_one_norm": jac.inf_to_one_norm}.items():
+        out = f(P, beta=beta)
+        assert out.shape == (2, 4), name
+        # leading axes are pure batch axes: same values as the flat (8, 5) batch, times beta
+        np.testing.assert_allclose(out, beta * np.asarray(f(flat)).reshape(2, 4), rtol=1e-14, err_msg=name)
+    eig = jac.eigenvalues(P, beta=beta)
+    assert eig.shape == (2, 4, 5)
+    np.testing.assert_allclose(eig, beta[..., None] * np.asarray(jac.eigenvalues(flat)).reshape(2, 4, 5),
+                               rtol=1e-14, atol=1e-17)
+    J = jac.softmax_jacobian(P, beta=beta)
+    assert J.shape == (2, 4, 5, 5)
+    np.testing.assert_allclose(J, beta[..., None, None] * np.stack([dense(p) for p in flat]).reshape(2, 4, 5, 5),
+                               atol=1e-15)
+    # jit (with a traced beta) and vmap
+    sn = np.asarray(jac.spectral_norm(flat))
+    np.testing.assert_allclose(jax.jit(lambda q, b: jac.spectral_norm(q, beta=b))(flat, 3.0), 3.0 * sn, rtol=1e-14)
+    np.testing.assert_allclose(jax.vmap(jac.spectral_norm)(flat), sn, rtol=1e-14)
+    np.testing.assert_allclose(jax.vmap(jac.inf_to_one_norm)(flat), jac.inf_to_one_norm(flat), rtol=1e-14)
+    np.testing.assert_allclose(jax.jit(lambda q: jac.entmax_spectral_norm(q, 1.5))(flat),
+                               jac.entmax_spectral_norm(flat, 1.5), rtol=1e-14)
+    # integer input is promoted
+    assert jac.spectral_norm(np.array([1, 0])).dtype == jnp.float64
+
+
+def _fd(f, x, h):
+    x = np.asarray(x, dtype=np.float64)
+    return np.array([(f(x + h * e) - f(x - h * e)) / (2 * h) for e in np.eye(len(x))])
+
+
+def test_grad_matches_finite_differences_of_dense_eigvalsh():
+    # reference: central differences (h = 1e-5: truncation ~1e-10, round-off ~1e-11) of
+    # numpy's dense eigensolver; ours: jax.grad through the implicit-function JVP
+    rng = np.random.default_rng(2)
+    Z = rng.standard_normal((3, 5))
+    beta = 1.3
+
+    def ours(z, b):
+        return jac.spectral_norm(jax.nn.softmax(b * z), beta=b)
+
+    def dense_np(z, b):
+        return b * np.linalg.eigvalsh(dense(softmax_np(b * z)))[-1]
+
+    gz, gb = jax.jit(jax.vmap(jax.grad(ours, argnums=(0, 1)), in_axes=(0, None)))(Z, beta)
+    for z, gz_row, gb_row in zip(Z, np.asarray(gz), np.asarray(gb)):
+        np.testing.assert_allclose(gz_row, _fd(lambda x: dense_np(x, beta), z, 1e-5), atol=1e-8)
+        assert gb_row == pytest.approx((dense_np(z, beta + 1e-5) - dense_np(z, beta - 1e-5)) / 2e-5, abs=1e-8)
+    # entmax norm: gradient w.r.t. p (p treated as free coordinates of the formula)
+    p = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
+    g = np.asarray(jax.grad(lambda q: jac.entmax_spectral_norm(q, 1.5))(p))
+
+    def dense_entmax(q):
+        s = q ** 0.5
+        return np.linalg.eigvalsh(np.diag(s) - np.outer(s, s) / s.sum())[-1]
+
+    np.testing.assert_allclose(g, _fd(dense_entmax, p, 1e-6), atol=1e-8)
+
+
+def test_nonfinite_and_masked_rows():
+    P = ROWS[5].copy()
+    P[:4] = [[0.5, np.nan, 0.5, 0, 0], [0.2, np.inf, 0, 0, 0], [0, 0, 0, 0, 0], [0.5, 0.25, 0.25, 0, 0]]
+    for f in (jac.spectral_norm, jac.frobenius_norm, jac.one_norm, jac.inf_to_one_norm, jac.sparsemax_spectral_norm,
+              lambda q: jac.entmax_spectral_norm(q, 1.5)):
+        out = np.asarray(f(P))
+        assert np.isnan(out[0]) and np.isnan(out[1])
+        assert out[2] == 0.0  # fully masked row: zero, not NaN
+        assert np.all(np.isfinite(out[3:])) and out[3] > 0
+    eig = np.asarray(jac.eigenvalues(P))
+    assert np.all(np.isnan(eig[:2])) and np.all(eig[2] == 0) and np.all(np.isfinite(eig[3:]))
+    for f in (jac.softmax_jacobian, jac.sparsemax_jacobian, lambda q: jac.entmax_jacobian(q, 1.5)):
+        assert np.all(np.asarray(f(P))[2] == 0)
+        assert np.all(np.isnan(np.asarray(f(P))[0]))
+
+
+# --------------------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------------------
+
+ALL_P_FUNCS = [
+    jac.softmax_jacobian, jac.sparsemax_jacobian, jac.spectral_norm, jac.eigenvalues, jac.frobenius_norm,
+    jac.one_norm, jac.inf_to_one_norm, jac.sparsemax_spectral_norm,
+    lambda p: jac.entmax_jacobian(p, 1.5), lambda p: jac.entmax_spectral_norm(p, 1.5),
+    lambda p: jac.topk_jacobian(p, np.ones(np.shape(p), bool)),
+]
+
+
+@pytest.mark.parametrize("f", ALL_P_FUNCS)
+@pytest.mark.parametrize("bad", [np.zeros((0,)), np.zeros((3, 0)), np.zeros((0, 4))])
+def test_empty_input_raises(f, bad):
+    with pytest.raises(ValueError, match="p must be non-empty"):
+        f(bad)
+
+
+@pytest.mark.parametrize("f", ALL_P_FUNCS[:8])
+def test_scalar_and_non_real_input_raise(f):
+    with pytest.raises(ValueError, match="at least one dimension"):
+        f(0.5)
+    with pytest.raises(TypeError, match="p must be real"):
+        f(np.array([0.5 + 0j, 0.5]))
+    with pytest.raises(TypeError, match="p must"):
+        f("abc")
+
+
+@pytest.mark.parametrize("f", [jac.softmax_jacobian, jac.spectral_norm, jac.eigenvalues, jac.frobenius_norm,
+                               jac.one_norm, jac.inf_to_one_norm])
+@pytest.mark.parametrize("beta", [0.0, -1.0, np.inf, np.nan, np.array([1.0, -2.0])])
+def test_bad_beta_raises(f, beta):
+    with pytest.raises(ValueError, match="beta must be finite and > 0"):
+        f(np.array([[0.5, 0.5], [0.2, 0.8]]), beta=beta)
+
+
+def test_beta_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="beta must be a scalar or broadcastable"):
+        jac.spectral_norm(np.full((2, 3), 1 / 3), beta=np.ones(5))
+    with pytest.raises(TypeError, match="beta must be a positive real number"):
+        jac.spectral_norm(np.array([0.5, 0.5]), beta="hot")
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.5, -1.0, np.nan, np.inf])
+def test_bad_alpha_raises(alpha):
+    p = np.array([0.6, 0.4])
+    for f in (jac.entmax_jacobian, jac.entmax_spectral_norm):
+        with pytest.raises(ValueError, match=r"alpha must be in \[1.0, 2.0\]"):
+            f(p, alpha)
+
+
+def test_traced_alpha_and_bad_selected_raise():
+    with pytest.raises(TypeError, match="alpha must be a static Python number"):
+        jax.jit(lambda a: jac.entmax_spectral_norm(jnp.array([0.6, 0.4]), a))(1.5)
+    with pytest.raises(ValueError, match="selected must be broadcastable"):
+        jac.topk_jacobian(np.array([0.6, 0.4, 0.0]), np.array([True, False]))
+    with pytest.raises(TypeError, match="selected must be a boolean mask"):
+        jac.topk_jacobian(np.array([0.6, 0.4, 0.0]), np.array([1.0, 1.0, 0.0]))
+
+
+def test_docstring_examples_run():
+    res = doctest.testmod(jac, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert res.attempted >= 12 and res.failed == 0
