@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     from figures._common import DEFAULT_OUT, registry, run_figure
+    from softmax_stability.cli import enable_compilation_cache
     from softmax_stability._io import ensure_writable_dir
 
     specs = registry()
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--list", action="store_true", help="list the figures and exit")
     ap.add_argument("--keep-going", action="store_true", help="continue after a failing figure")
+    ap.add_argument("--force", action="store_true",
+                    help="redo figures whose outputs are up to date (same code, profile and seed)")
     args = ap.parse_args(argv)
     profile = args.profile or "quick"
     if args.list:
@@ -41,20 +44,24 @@ def main(argv: list[str] | None = None) -> int:
         out = ensure_writable_dir(args.out, "--out")
     except PermissionError as err:
         ap.error(str(err))
+    enable_compilation_cache()
     names = args.names or list(specs)
     failed = []
     for name in names:
         t0 = time.perf_counter()
         print(f"[figures] {name} ({profile}) ...", flush=True)
         try:
-            run_figure(name, out, profile, args.seed)
+            prov = run_figure(name, out, profile, args.seed, force=args.force)
         except Exception as err:
             failed.append(name)
             print(f"[figures] {name} FAILED: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
             if not args.keep_going:
                 raise
             continue
-        print(f"[figures] {name} done in {time.perf_counter() - t0:.1f}s", flush=True)
+        if prov.get("cached"):
+            print(f"[figures] {name} up to date (same code, profile, seed); --force redoes it", flush=True)
+        else:
+            print(f"[figures] {name} done in {time.perf_counter() - t0:.1f}s", flush=True)
     print(f"[figures] {len(names) - len(failed)}/{len(names)} written to {out}")
     if failed:
         print(f"[figures] failed: {', '.join(failed)}", file=sys.stderr)

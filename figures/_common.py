@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
+import json
 import importlib
 import io
 import os
@@ -22,7 +24,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from softmax_stability._io import atomic_write_json, atomic_write_text, atomic_write_with
 
-__all__ = ["FigureSpec", "FigureContext", "figure", "registry", "run_figure", "PROFILES", "DEFAULT_OUT"]
+__all__ = ["FigureSpec", "FigureContext", "figure", "registry", "run_figure", "fingerprint", "PROFILES",
+           "DEFAULT_OUT"]
 
 PROFILES = ("smoke", "quick", "full")  # smoke: the test suite's tiny version of quick
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -153,13 +156,52 @@ def _environment() -> dict[str, Any]:
     }
 
 
+def fingerprint(name: str, profile: str, seed: int) -> str:
+    """Hash of what a figure's output depends on: its profile and seed, the library's and the
+    ``figures`` package's source files, and the JAX version. Coarse on purpose: any change to
+    the library's code redoes every figure, so a cached output can never be stale."""
+    import jax
+
+    import softmax_stability
+
+    h = hashlib.sha256(f"{name}|{profile}|{seed}|{jax.__version__}".encode())
+    roots = [Path(softmax_stability.__file__).parent, Path(__file__).parent]
+    for root in roots:
+        for p in sorted(root.rglob("*.py")):
+            h.update(str(p.relative_to(root.parent)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cached_provenance(name: str, out_dir: Path, fp: str) -> dict[str, Any] | None:
+    """The provenance record of a finished run with fingerprint ``fp`` whose files all exist."""
+    try:
+        prov = json.loads((Path(out_dir) / f"{name}.provenance.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if prov.get("fingerprint") != fp:
+        return None
+    if not all((Path(out_dir) / f).is_file() for f in prov.get("files", [])):
+        return None
+    return prov
+
+
 def run_figure(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, profile: str = "quick",
-               seed: int = 0, show_progress: bool = True) -> dict[str, Any]:
-    """Run one figure and write its provenance JSON; returns the provenance record."""
+               seed: int = 0, show_progress: bool = True, force: bool = True) -> dict[str, Any]:
+    """Run one figure and write its provenance JSON; returns the provenance record.
+
+    With ``force=False`` a figure whose outputs exist from a run with the same fingerprint
+    (:func:`fingerprint`) is not redone; its record gets ``"cached": True``.
+    """
     specs = registry()
     if name not in specs:
         raise KeyError(f"unknown figure {name!r}; valid names: {', '.join(specs)}")
     spec = specs[name]
+    fp = fingerprint(name, profile, seed)
+    if not force:
+        prov = cached_provenance(name, Path(out_dir), fp)
+        if prov is not None:
+            return {**prov, "cached": True}
     ctx = FigureContext(name, Path(out_dir), profile, seed, show_progress)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -175,6 +217,7 @@ def run_figure(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, profile: str
         "params": ctx.params,
         "wall_time_s": round(wall, 3),
         "files": ctx.files,
+        "fingerprint": fp,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **_environment(),
     }

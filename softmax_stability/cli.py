@@ -15,6 +15,20 @@ SUBCOMMANDS = ("verify", "proofs", "figures", "bench", "info", "run")
 BENCHMARKS = ("jacobian", "attention", "training")
 
 
+def enable_compilation_cache() -> None:
+    """Keep XLA executables across runs (``.cache/jax`` in the checkout, or
+    ``$SOFTMAX_STABILITY_JAX_CACHE``), so a rerun of ``make run`` skips most compilation."""
+    import jax
+
+    path = os.environ.get("SOFTMAX_STABILITY_JAX_CACHE", str(REPO / ".cache" / "jax"))
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    except (OSError, AttributeError):  # read-only checkout or an older JAX: compile every time
+        pass
+
+
 def _writable(out: str, ap: argparse.ArgumentParser) -> Path:
     from softmax_stability._io import ensure_writable_dir
 
@@ -175,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = build_parser()
     if argv and argv[0] == "figures":
+        enable_compilation_cache()
         return cmd_figures(argv[1:])
     if argv and not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
         ap.error(f"unknown subcommand {argv[0]!r}; valid: {', '.join(SUBCOMMANDS)}")
@@ -182,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd is None:
         ap.print_help()
         return 2
+    if args.cmd in ("verify", "run"):
+        enable_compilation_cache()
     if args.cmd == "info":
         return cmd_info(args)
     return {"verify": cmd_verify, "proofs": cmd_proofs, "bench": cmd_bench, "run": cmd_run}[args.cmd](args, ap)

@@ -91,6 +91,25 @@ def _prov_line(d: dict) -> str:
             f"{d.get('created', '')}")
 
 
+# Records, in the page itself, whether every image loaded and whether any script or resource
+# error happened; the browser test reads these attributes from the rendered DOM.
+_SELF_CHECK = """<script>
+(function () {
+  var root = document.documentElement;
+  window.addEventListener('error', function (e) {
+    root.dataset.errors = String((+root.dataset.errors || 0) + 1);
+  }, true);
+  window.addEventListener('load', function () {
+    var imgs = Array.prototype.slice.call(document.images);
+    var broken = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); });
+    root.dataset.images = String(imgs.length);
+    root.dataset.broken = broken.map(function (i) { return i.getAttribute('src'); }).join(' ') || 'none';
+    root.dataset.ready = '1';
+  });
+})();
+</script>"""
+
+
 def build_report(out: str | Path) -> tuple[Path, Path]:
     """Write ``index.html`` and ``REPORT.md`` into ``out``; returns their paths."""
     out = Path(out)
@@ -144,6 +163,7 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
         links = " ".join(f"<a href='{html.escape(f)}'>{html.escape(f)}</a>" for f in d.get("files", []))
         h.append(f"<figcaption>{html.escape(d.get('caption', ''))}<br>Source: {html.escape(d.get('source', ''))}"
                  f"<div class='prov'>{html.escape(_prov_line(d))}<br>{links}</div></figcaption></figure>")
+    h.append(_SELF_CHECK)
     h.append("</body></html>")
     p_html = atomic_write_text(out / "index.html", "\n".join(h))
     p_md = atomic_write_text(out / "REPORT.md", "\n".join(md))

@@ -35,3 +35,17 @@ def test_unknown_figure_lists_valid(tmp_path):
 def test_bad_profile(tmp_path):
     with pytest.raises(ValueError, match="profile"):
         run_figure(NAMES[0], tmp_path, profile="medium")
+
+
+def test_rerun_reuses_cache_and_redoes_what_changed(tmp_path):
+    name = "sf_fig22"
+    first = run_figure(name, tmp_path, profile="smoke", show_progress=False, force=False)
+    assert not first.get("cached")
+    again = run_figure(name, tmp_path, profile="smoke", show_progress=False, force=False)
+    assert again.get("cached") and again["fingerprint"] == first["fingerprint"]
+    # another seed is another computation; a lost output file invalidates the cache
+    assert not run_figure(name, tmp_path, profile="smoke", seed=1, show_progress=False, force=False).get("cached")
+    (tmp_path / first["files"][0]).unlink()
+    assert not run_figure(name, tmp_path, profile="smoke", seed=0, show_progress=False, force=False).get("cached")
+    # force redoes even when up to date
+    assert not run_figure(name, tmp_path, profile="smoke", show_progress=False, force=True).get("cached")
