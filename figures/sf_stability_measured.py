@@ -2,7 +2,8 @@
 
 Random token sets (:func:`softmax_stability.focus.random_attention_instance`: unit tokens,
 :math:`\\|W\\|_2 = \\gamma` controls the dispersion, a shared "sink" key controls the in-degree),
-self-attention :math:`P = \\xi(XWX^\\top)` with ``n = 16`` tokens and top-``k = 4``.
+self-attention :math:`P = \\xi(XWX^\\top)` with ``n = 16`` tokens and top-``k = 4``
+(smoke profile: ``n = 8``, ``k = 2``).
 
 * Stability in :math:`W`: :func:`~softmax_stability.focus.finite_stability_w` at radius
   :math:`r = \\|W' - W\\|_2`, the largest over one selection-flipping direction
@@ -29,11 +30,12 @@ import numpy as np
 from figures._common import FigureContext, figure
 
 N, D, K = 16, 8, 4
+SMOKE_SIZES = (8, 4, 2, 2)  # n, d, k, directions in the smoke profile (compile time dominates)
 RADIUS = 0.02
 N_DIRS = 8
 
 
-def measure(X, W, Dirs):
+def measure(X, W, Dirs, k=K):
     """Per instance: measured W/X stability of top-k and full softmax and the statistics."""
     import jax
     import jax.numpy as jnp
@@ -43,14 +45,14 @@ def measure(X, W, Dirs):
     def one(x, w, dirs):
         A = x @ w @ x.T
         out = {}
-        for name, k in (("h", K), ("s", None)):
-            fin = jax.vmap(lambda dd: focus.finite_stability_w(x, w, dd, RADIUS, k))(dirs)
+        for name, kk in (("h", k), ("s", None)):
+            fin = jax.vmap(lambda dd: focus.finite_stability_w(x, w, dd, RADIUS, kk))(dirs)
             out["LW_" + name] = jnp.max(fin)
-            out["LX_" + name] = focus.local_stability(x, w, k, wrt="X")
+            out["LX_" + name] = focus.local_stability(x, w, kk, wrt="X")
         out["delta_s"] = jnp.max(focus.dispersion(A))
-        out["delta_h"] = jnp.max(focus.dispersion(A, K))
-        out["sep"] = jnp.min(focus.separation(A, K))
-        out["beta_max"] = jnp.max(focus.topk_in_degree(A, K)).astype(A.dtype)
+        out["delta_h"] = jnp.max(focus.dispersion(A, k))
+        out["sep"] = jnp.min(focus.separation(A, k))
+        out["beta_max"] = jnp.max(focus.topk_in_degree(A, k)).astype(A.dtype)
         out["gamma"] = jnp.linalg.norm(w, 2)
         out["xi"] = focus.max_token_norm(x)
         return out
@@ -59,36 +61,37 @@ def measure(X, W, Dirs):
     return {k: np.asarray(v) for k, v in res.items()}
 
 
-def predictions(res):
+def predictions(res, n=N, k=K):
     """SF ratios and derived-constant ratios (top-k over full) for each instance."""
     from softmax_stability import focus
 
     dmax = 2 * res["gamma"] * res["xi"] ** 2  # 2 Gamma Xi^2
-    bbar = res["beta_max"] / K
+    bbar = res["beta_max"] / k
     return {
         "sf_w": np.asarray(focus.lambda_w_topk(res["delta_h"], res["sep"]) / focus.lambda_w_full(res["delta_s"])),
         "sf_x": np.asarray(focus.lambda_x_topk(res["delta_h"], res["sep"], bbar, dmax)
                            / focus.lambda_x_full(res["delta_s"], dmax)),
         "derived_w": np.asarray(
-            focus.derived_lambda_w(res["delta_h"], K, N, res["xi"], sep=res["sep"], radius=RADIUS)
-            / focus.derived_lambda_w(res["delta_s"], N, N, res["xi"], radius=RADIUS)),
-        "derived_x": np.asarray(focus.derived_lambda_x(res["delta_h"], K, res["beta_max"], res["gamma"], res["xi"])
-                                / focus.derived_lambda_x(res["delta_s"], N, N, res["gamma"], res["xi"])),
-        "bound_w_h": np.asarray(focus.derived_lambda_w(res["delta_h"], K, N, res["xi"], sep=res["sep"],
+            focus.derived_lambda_w(res["delta_h"], k, n, res["xi"], sep=res["sep"], radius=RADIUS)
+            / focus.derived_lambda_w(res["delta_s"], n, n, res["xi"], radius=RADIUS)),
+        "derived_x": np.asarray(focus.derived_lambda_x(res["delta_h"], k, res["beta_max"], res["gamma"], res["xi"])
+                                / focus.derived_lambda_x(res["delta_s"], n, n, res["gamma"], res["xi"])),
+        "bound_w_h": np.asarray(focus.derived_lambda_w(res["delta_h"], k, n, res["xi"], sep=res["sep"],
                                                        radius=RADIUS)),
-        "bound_w_s": np.asarray(focus.derived_lambda_w(res["delta_s"], N, N, res["xi"], radius=RADIUS)),
-        "bound_x_h": np.asarray(focus.derived_lambda_x(res["delta_h"], K, res["beta_max"], res["gamma"], res["xi"])),
-        "bound_x_s": np.asarray(focus.derived_lambda_x(res["delta_s"], N, N, res["gamma"], res["xi"])),
+        "bound_w_s": np.asarray(focus.derived_lambda_w(res["delta_s"], n, n, res["xi"], radius=RADIUS)),
+        "bound_x_h": np.asarray(focus.derived_lambda_x(res["delta_h"], k, res["beta_max"], res["gamma"], res["xi"])),
+        "bound_x_s": np.asarray(focus.derived_lambda_x(res["delta_s"], n, n, res["gamma"], res["xi"])),
     }
 
 
-def directions(rng, X, W):
+def directions(rng, X, W, k=K, n_dirs=N_DIRS):
     from softmax_stability import focus
 
-    dirs = rng.normal(size=(X.shape[0], N_DIRS, D, D))
+    d = W.shape[-1]
+    dirs = rng.normal(size=(X.shape[0], n_dirs, d, d))
     dirs /= np.linalg.norm(dirs, ord=2, axis=(2, 3))[..., None, None]
     for t in range(X.shape[0]):
-        dirs[t, 0] = focus.selection_flip_direction(X[t], W[t], K)
+        dirs[t, 0] = focus.selection_flip_direction(X[t], W[t], k)
     return dirs
 
 
@@ -102,11 +105,11 @@ def _spearman(a, b):
 FEATURES = ("delta_s", "delta_h", "log(1+1/Delta)", "log(1+beta_bar)")
 
 
-def partial_effects(res, y):
+def partial_effects(res, y, k=K):
     """Least-squares coefficients of log(y) on the standardised statistics (the partial effect of
     each statistic with the others held fixed, to first order)."""
     feats = np.stack([res["delta_s"], res["delta_h"], np.log1p(1.0 / res["sep"]),
-                      np.log1p(res["beta_max"] / K)], axis=1)
+                      np.log1p(res["beta_max"] / k)], axis=1)
     ok = np.all(np.isfinite(feats), axis=1) & np.isfinite(np.log(y))
     f = feats[ok]
     f = (f - f.mean(0)) / np.where(f.std(0) > 0, f.std(0), 1.0)
@@ -129,29 +132,30 @@ def make(ctx: FigureContext) -> None:
     count = {"smoke": 12, "quick": 96, "full": 800}[ctx.profile]
     n_sweep = {"smoke": 4, "quick": 10, "full": 20}[ctx.profile]
     n_base = {"smoke": 2, "quick": 4, "full": 8}[ctx.profile]
+    n, d, k, n_dirs = SMOKE_SIZES if ctx.smoke else (N, D, K, N_DIRS)
     rng = np.random.default_rng(ctx.seed)
     gam = np.exp(rng.uniform(np.log(0.25), np.log(12.0), count))
     sink = rng.uniform(0.0, 4.0, count)
-    X, W = focus.random_attention_instance(rng, N, D, gamma=gam, sink=sink, count=count)
+    X, W = focus.random_attention_instance(rng, n, d, gamma=gam, sink=sink, count=count)
     # dispersion sweep: the same tokens and direction of W, ||W||_2 = gamma scaled (delta_h/delta_s fixed)
     gs = np.geomspace(0.25, 12.0, n_sweep)
     Xs, Ws = [], []
     for _ in range(n_base):
-        x0, w0 = focus.random_attention_instance(rng, N, D, gamma=1.0, sink=float(rng.uniform(0, 4)))
+        x0, w0 = focus.random_attention_instance(rng, n, d, gamma=1.0, sink=float(rng.uniform(0, 4)))
         Xs += [x0] * n_sweep
         Ws += [g * w0 for g in gs]
     X_all = np.concatenate([X, np.stack(Xs)])
     W_all = np.concatenate([W, np.stack(Ws)])
-    res_all = measure(X_all, W_all, directions(rng, X_all, W_all))  # one compiled call for everything
-    pred_all = predictions(res_all)
+    res_all = measure(X_all, W_all, directions(rng, X_all, W_all, k, n_dirs), k)  # one compiled call for everything
+    pred_all = predictions(res_all, n, k)
     res = {k: v[:count] for k, v in res_all.items()}
     pred = {k: v[:count] for k, v in pred_all.items()}
     sweep = {k: v[count:].reshape(n_base, n_sweep) for k, v in res_all.items()}
     sweep_pred = {k: v[count:].reshape(n_base, n_sweep) for k, v in pred_all.items()}
     mw = res["LW_h"] / res["LW_s"]
     mx = res["LX_h"] / res["LX_s"]
-    effects = {"measured W": partial_effects(res, mw), "SF W": partial_effects(res, pred["sf_w"]),
-               "measured X": partial_effects(res, mx), "SF X": partial_effects(res, pred["sf_x"])}
+    effects = {"measured W": partial_effects(res, mw, k), "SF W": partial_effects(res, pred["sf_w"], k),
+               "measured X": partial_effects(res, mx, k), "SF X": partial_effects(res, pred["sf_x"], k)}
 
     summary = {
         "instances": int(count),
@@ -169,14 +173,15 @@ def make(ctx: FigureContext) -> None:
             "X_full": float(np.max(res_all["LX_s"] / pred_all["bound_x_s"])),
         },
     }
-    ctx.params.update(n=N, d=D, k=K, radius=RADIUS, directions=N_DIRS, instances=count, gamma=[0.25, 12.0],
+    ctx.params.update(n=n, d=d, k=k, radius=RADIUS, directions=n_dirs, instances=count, gamma=[0.25, 12.0],
                       sink=[0.0, 4.0], sweep_points=n_sweep, sweep_bases=n_base, summary=summary)
     ctx.save_json(summary, suffix="summary")
 
-    fig, axs = plt.subplots(1, 4, figsize=(18, 4.2), layout="constrained")
+    fig, axs = plt.subplots(1, 4, figsize=(20, 4.2))
+    fig.subplots_adjust(wspace=0.6)  # (constrained layout costs seconds with the colorbars)
     for ax, m, p, cval, clab, lab in (
             (axs[0], mw, pred["sf_w"], np.log10(res["sep"]), r"$\log_{10}\Delta_{\min}$", "W (finite step)"),
-            (axs[1], mx, pred["sf_x"], res["beta_max"] / K, r"$\bar\beta = \beta_{\max}/k$", "X (autodiff)")):
+            (axs[1], mx, pred["sf_x"], res["beta_max"] / k, r"$\bar\beta = \beta_{\max}/k$", "X (autodiff)")):
         sc = ax.scatter(p, m, c=cval, s=9, cmap="viridis")
         fig.colorbar(sc, ax=ax, label=clab)
         ax.set_xscale("log")

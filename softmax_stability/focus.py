@@ -326,8 +326,8 @@ def separation(logits: Any, k: int, *, where: Any = None, axis: int = -1) -> jax
     The gap between the :math:`k`-th and :math:`(k+1)`-th largest attended logits, i.e.
     :math:`\min_{j \in T_k} a_j - \max_{j \in A\setminus T_k} a_j` (SF's ``sep-Delta``). Ties give
     exactly 0 (the top-k selection is then discontinuous). When no attended key is left out
-    (``k >= `` number of attended keys, e.g. ``k = n_keys``) the selection cannot change and the
-    separation is ``+inf``.
+    (``k >= `` number of attended keys, e.g. ``k = n_keys``, or a fully masked query) the selection
+    cannot change and the separation is ``+inf``.
 
     Source: SF authors' ``was.py`` (``sep-Delta``), semantic_focus.md §1.2.
 
@@ -754,6 +754,10 @@ def c2_min_w(c1: Any, delta_s: Any) -> jax.Array:
       c1: :math:`\delta_h/\delta_s \ge 0`.
       delta_s: ``> 0``.
 
+    Returns:
+      :math:`c_2^{\min,W}`, broadcast over ``c1`` and ``delta_s``: ``+inf`` where the region is
+      empty, ``NaN`` where an input is ``NaN``.
+
     Example:
       >>> float(c2_min_w(0.5, 0.5))      # delta_s <= ln 2: empty
       inf
@@ -763,7 +767,8 @@ def c2_min_w(c1: Any, delta_s: Any) -> jax.Array:
     c, ds = _check_c_args(c1, delta_s)
     x = ds * (1.0 - c) - math.log(2.0)
     den = ds * jnp.expm1(x)
-    return jnp.where(x > 0, 1.0 / jnp.where(x > 0, den, 1.0), jnp.inf)
+    out = jnp.where(x > 0, 1.0 / jnp.where(x > 0, den, 1.0), jnp.inf)
+    return jnp.where(jnp.isnan(x), jnp.nan, out)  # NaN in, NaN out (not the empty marker)
 
 
 def c2_min_x(c1: Any, delta_s: Any, beta: Any) -> jax.Array:
@@ -787,23 +792,30 @@ def c2_min_x(c1: Any, delta_s: Any, beta: Any) -> jax.Array:
     Args:
       c1: ``>= 0``.  delta_s: ``> 0``.  beta: ``>= 0``.
 
+    Returns:
+      :math:`c_2^{\min,X}`, broadcast: ``+inf`` where the region is empty, ``NaN`` where an
+      input is ``NaN``.
+
     Example:
       >>> round(float(c2_min_x(0.25, 4.0, 1.0)), 6)   # 2 / (5 e^3 - 1 - 8)
       0.021875
     """
     c, ds, b = _check_c_args(c1, delta_s, beta)
     den = (1.0 + ds) * jnp.exp(ds * (1.0 - c)) - b - ds * (1.0 + b)
-    return jnp.where(den > 0, (1.0 + b) / jnp.where(den > 0, den, 1.0), jnp.inf)
+    out = jnp.where(den > 0, (1.0 + b) / jnp.where(den > 0, den, 1.0), jnp.inf)
+    return jnp.where(jnp.isnan(den), jnp.nan, out)
 
 
 def c2_min_grid(condition: str, c1: Any, delta_s: Any, beta: Any = None, *,
                 precision: float = 0.01) -> jax.Array:
-    r"""The authors' grid search for the boundary: smallest grid :math:`c_2` where the condition holds.
+    r"""Grid search for the boundary (as in SF Figs. 21-22): smallest grid :math:`c_2` where the condition holds.
 
-    Reproduces ``bounds.py``: :math:`c_2` runs over ``np.arange(precision, 1, precision)``; the
-    result is the smallest grid value with LHS < 1 (:func:`lhs_304` for ``"w"``, :func:`lhs_305`
-    with :math:`\bar\beta` = ``beta`` for ``"x"``), or ``+inf`` when no grid value qualifies (the
-    authors then skip that :math:`c_1`). Whenever
+    A grid search in the manner of the authors' ``bounds.py`` (Figs. 21-22 use precision 0.01;
+    the reference notes record the precision, not the exact grid layout, so the layout here is
+    this library's reconstruction, unconfirmed): :math:`c_2` runs over
+    ``np.arange(precision, 1, precision)``; the result is the smallest grid value with LHS < 1
+    (:func:`lhs_304` for ``"w"``, :func:`lhs_305` with :math:`\bar\beta` = ``beta`` for ``"x"``),
+    or ``+inf`` when no grid value qualifies (such a :math:`c_1` draws no marker). Whenever
     :math:`\text{precision} \le c_2^{\min} < 1 - \text{precision}`, the result lies in
     :math:`(c_2^{\min}, c_2^{\min} + \text{precision}]`.
 
@@ -834,7 +846,7 @@ def c2_min_grid(condition: str, c1: Any, delta_s: Any, beta: Any = None, *,
         b = None
     else:
         c, ds, b = _check_c_args(c1, delta_s, beta)
-    grid = jnp.asarray(np.arange(p, 1, step=p), dtype=c.dtype)  # exactly the authors' grid
+    grid = jnp.asarray(np.arange(p, 1, step=p), dtype=c.dtype)  # grid of c2 values in (0, 1)
     c = c[..., None]
     ds = jnp.asarray(ds)[..., None]
     if condition == "w":
@@ -1215,10 +1227,19 @@ def attention_statistics(logits: Any, k: int, *, logits_topk: Any = None, where:
     (:func:`dispersion`, :func:`separation` over the top-``k`` keys of ``logits_topk``, default
     ``logits``) and the per-key in-degrees :math:`\beta` (:func:`topk_in_degree`); takes the
     quantiles ``q`` of :math:`\delta_s, \delta_h, \beta` and the quantiles ``100 - q`` of
-    :math:`\Delta` (a small separation is the bad case), clamps each at ``floor`` as the authors
-    do (``max(value, 1e-9)`` in ``bounds-lhs.py``), and evaluates :func:`lhs_304` and
+    :math:`\Delta` (a small separation is the bad case), clamps each at ``floor`` (default
+    1e-9: the smallest value in the paper's Table 6, ListOps :math:`\Delta`, suggests that the
+    authors clamp at 1e-9 -- unconfirmed, the reference notes do not record it), and evaluates :func:`lhs_304` and
     :func:`lhs_305` (:math:`\bar\beta = \beta/k`) per quantile level -- the protocol of SF
     Table 6. ``np.percentile``'s linear interpolation is used.
+
+    Pooling with a mask: fully masked queries (no attended key) are left out of the
+    :math:`\delta_s, \delta_h, \Delta` quantiles, and keys that no query may attend (a column of
+    ``where`` that is all ``False``, e.g. padding) are left out of the :math:`\beta` quantiles.
+    A query whose attended keys number at most ``k`` has :math:`\Delta = +\infty` (its selection
+    cannot change) and is pooled. Like ``np.percentile``, a ``NaN`` among the pooled values
+    (a ``NaN`` logit of an attended key) makes every quantile of that statistic ``NaN``; an empty
+    pool (every query fully masked) gives ``NaN`` too.
 
     In the paper :math:`\delta_s` comes from a model trained with full attention and
     :math:`\delta_h, \Delta, \beta` from one trained with TOPK(k): pass the two models' logits as
@@ -1236,7 +1257,8 @@ def attention_statistics(logits: Any, k: int, *, logits_topk: Any = None, where:
     Returns:
       dict of arrays, one entry per quantile level: ``quantiles``, ``sep_quantiles``,
       ``delta_s``, ``delta_h``, ``sep``, ``beta``, ``beta_bar``, ``lhs_304``, ``lhs_305``,
-      ``holds_304``, ``holds_305`` (bool: LHS < 1); and scalars ``k``, ``n_queries`` (pooled count).
+      ``holds_304``, ``holds_305`` (bool: LHS < 1); ``k`` (int) and ``n_queries`` (integer
+      array: the number of pooled, not fully masked, queries).
 
     Example:
       >>> a = jax.random.normal(jax.random.PRNGKey(1), (8, 32, 32)) * 4.0
@@ -1269,14 +1291,18 @@ def attention_statistics(logits: Any, k: int, *, logits_topk: Any = None, where:
     dh = dispersion(xh, k, where=wh).reshape(-1)
     sp = separation(xh, k, where=wh).reshape(-1)
     beta = in_degree(_topk_selection(xh, wh, k)).reshape(-1).astype(x.dtype)
+    # which queries / keys take part in the pooled statistics
+    q_ok = None if w is None else jnp.any(w, axis=-1).reshape(-1)
+    qh_ok = None if wh is None else jnp.any(wh, axis=-1).reshape(-1)
+    kh_ok = None if wh is None else jnp.any(wh, axis=-2).reshape(-1)
 
     qq = jnp.asarray(q, x.dtype)
 
-    def pct(v, levels):
-        return jnp.maximum(_percentile(v, levels), fl)
+    def pct(v, levels, valid):
+        return jnp.maximum(_percentile(v, levels, valid), fl)  # max keeps NaN
 
-    s_ds, s_dh = pct(ds, qq), pct(dh, qq)
-    s_sp, s_b = pct(sp, 100.0 - qq), pct(beta, qq)
+    s_ds, s_dh = pct(ds, qq, q_ok), pct(dh, qq, qh_ok)
+    s_sp, s_b = pct(sp, 100.0 - qq, qh_ok), pct(beta, qq, kh_ok)
     bbar = s_b / k
     l304 = _lhs_304_raw(s_ds, s_dh, s_sp)
     l305 = _lhs_305_raw(s_ds, s_dh, s_sp, bbar)
@@ -1293,22 +1319,29 @@ def attention_statistics(logits: Any, k: int, *, logits_topk: Any = None, where:
         "holds_304": l304 < 1,
         "holds_305": l305 < 1,
         "k": k,
-        "n_queries": int(ds.size),
+        "n_queries": jnp.asarray(ds.size) if q_ok is None else jnp.sum(q_ok),
     }
 
 
-def _percentile(v: jax.Array, q: jax.Array) -> jax.Array:
-    """``np.percentile(v, q)`` (linear interpolation) that keeps ``+inf`` entries exact.
+def _percentile(v: jax.Array, q: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+    """``np.percentile(v[valid], q)`` (linear interpolation) that keeps ``+inf`` entries exact.
 
+    jit-safe (no boolean indexing): invalid entries are sorted last as ``+inf`` and the positions
+    use the valid count. Any valid NaN, or no valid entry, gives NaN (as ``np.percentile``).
     (The plain lerp ``a + (b - a) t`` gives NaN for ``a = b = inf`` or ``t = 0, b = inf``.)
     """
-    s = jnp.sort(v)
-    pos = q / 100.0 * (s.size - 1)
+    if valid is None:
+        valid = jnp.ones(v.shape, bool)
+    has_nan = jnp.any(jnp.isnan(v) & valid)
+    s = jnp.sort(jnp.where(valid, v, jnp.inf))
+    m = jnp.sum(valid)
+    pos = q / 100.0 * jnp.maximum(m - 1, 0)
     lo = jnp.floor(pos).astype(int)
-    hi = jnp.minimum(lo + 1, s.size - 1)
+    hi = jnp.minimum(lo + 1, jnp.maximum(m - 1, 0))
     t = pos - lo
     a, b = s[lo], s[hi]
-    return jnp.where((t == 0) | (a == b), a, a + (b - a) * t)
+    out = jnp.where((t == 0) | (a == b), a, a + (b - a) * t)
+    return jnp.where(has_nan | (m == 0), jnp.nan, out)
 
 
 def random_attention_instance(rng: Any, n: int, d: int, *, gamma: Any = 1.0, sink: Any = 0.0,
@@ -1379,8 +1412,8 @@ SF_TABLE6_K = 5  # TOPK(5); beta_bar = beta / 5
 #: samples, pooled over layers, at the quantiles :data:`SF_TABLE6_QUANTILES` (``sep`` at
 #: :data:`SF_TABLE6_SEP_QUANTILES`). Source: hard-coded as "Results in the paper for reference"
 #: in the authors' ``bounds-lhs.py`` (github:rithram/spartan @ 7127ccf8), transcribed in
-#: ``shared/reference/semantic_focus.md`` §3. Note: the authors clamp every statistic at 1e-9
-#: (``get_stats``), so the ListOps ``sep`` minimum "1e-9" is that clamp (the raw value may be 0).
+#: ``shared/reference/semantic_focus.md`` §3. Note: the ListOps ``sep`` minimum "1e-9" may be a
+#: clamp of a smaller value or of an exact tie (unconfirmed: the notes do not record a clamp).
 SF_TABLE6: dict[str, dict[str, tuple[float, ...]]] = {
     "ListOps": {
         "delta_s": (8.61, 18.5, 29.4, 87.8),

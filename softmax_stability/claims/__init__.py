@@ -12,7 +12,8 @@ import pkgutil
 
 from softmax_stability.claims._registry import Claim, all_claims, get, register
 
-__all__ = ["Claim", "register", "get", "all_claims", "verify", "verify_claim", "format_table"]
+__all__ = ["Claim", "register", "get", "all_claims", "verify", "verify_claim", "format_table",
+           "claims_markdown"]
 
 
 def _import_families() -> None:
@@ -24,3 +25,17 @@ def _import_families() -> None:
 _import_families()
 
 from softmax_stability.claims._verify import format_table, verify, verify_claim  # noqa: E402
+
+
+def claims_markdown() -> str:
+    """The registry as a Markdown table (id, kind, statement, source, proof): the README's claims
+    table is this output, and a test keeps the two in step."""
+    esc = lambda t: str(t).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    kinds = {"upper": "measured <= bound", "lower": "measured >= bound", "equal": "measured = formula"}
+    rows = ["| claim | checked as | statement | source | symbolic proof (`proofs_check` id) |",
+            "|---|---|---|---|---|"]
+    for c in all_claims():
+        proof = f"`{c.proof}`" if c.proof else "numeric only"
+        rows.append(f"| `{c.id}` | {kinds[c.kind]}{' (sharp)' if c.sharp else ''} | ${esc(c.statement)}$ "
+                    f"| {esc(c.source)} | {proof} |")
+    return "\n".join(rows)

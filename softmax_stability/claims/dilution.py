@@ -106,11 +106,7 @@ register(Claim(
     measure=_needle_measure,
     sample=_needle_sample(0.0),
     sharp=True,
-    proof=None,
-    numeric_only_reason="the symbolic check dilution.needle_limits derives the schedule 1 + c ln n; "
-                        "the SSMax schedule s ln n differs only by the offset (a = 0) and is checked "
-                        "numerically here (closed form to n = 2^40; DL1c checks the closed form by "
-                        "direct softmax to n = 2^22)",
+    proof="dilution.ssmax_needle_limits",
     rtol=1e-10,
     atol=0.0,
 ))
