@@ -1,0 +1,13 @@
+"""Learning experiments: the Semantic Focus (SF) tasks, model, training runner and loss landscapes,
+and the SSA toy experiments.
+
+Submodules (import them directly; nothing heavy is imported here):
+
+* ``tasks`` -- the SF sequence tasks (NNCH re-generations, ListOps).
+* ``variants`` -- attention variant names (FULL, TOPK(k), BAND(k)[:g], BLOC(k)[:g], BOTK(k), RND(k)).
+* ``sf_model`` -- the SF encoder classifier as pure functions over a parameter pytree.
+* ``training`` -- jitted SGD epochs (one dispatch per epoch) and evaluation.
+* ``runner`` -- cached, resumable runs over (task, variant, activation, seed).
+* ``landscape`` -- 2-D loss landscapes and loss Lipschitz estimates.
+* ``profiles`` -- the smoke/quick/full run settings shared by the SF figures.
+"""
