@@ -1,0 +1,128 @@
+"""Phase diagram of needle retrieval under log-n temperature schedules, over (c, gap).
+
+One key with logit gap :math:`\\Delta` over :math:`n-1` equal keys at inverse temperature
+:math:`\\tau(n) = a + c\\ln n`. The colour is the needle's weight
+:math:`p = \\sigma\\big(a\\Delta + (c\\Delta-1)\\ln n - \\ln(1-1/n)\\big)`, evaluated in float64 by
+the library's closed form :func:`softmax_stability.dilution.needle_probability_scheduled`
+(accurate at :math:`n = 2^{40}`, far beyond any direct softmax). As :math:`n\\to\\infty` it tends to
+0, :math:`\\sigma(a\\Delta)` or 1 as :math:`c\\Delta <, =, > 1`
+(:func:`~softmax_stability.dilution.needle_limit`, claims ``DL1-needle-limit`` and
+``DL1b-ssmax-needle-limit``): the hyperbola :math:`c\\Delta = 1` (white dashed) is the phase
+boundary, and the columns show the transition sharpening as :math:`n` grows.
+
+Rows: :math:`a = 1` (:math:`1 + c\\ln n`: the SSA position temperature with gain :math:`c`, e.g.
+``linear`` :math:`\\alpha = c` or ``sigmoid`` :math:`\\sigma(\\alpha) = c`) and :math:`a = 0`
+(SSMax :math:`s\\ln n` with :math:`s = c`; :math:`c = 1` is log-n scaling). Horizontal dotted lines
+mark :math:`c = \\sigma(0) = 0.5` (the SSA reproductions' initialisation, [3P], unconfirmed),
+:math:`c = 0.43` (SSMax, Nakanishi 2025 Fig. 1) and :math:`c = 1` (log-n scaling).
+
+This is a derived surrogate (ssa.md §2.2, anchors.md §4.4), a small-scale library reconstruction,
+not a figure of the SSA paper: the paper's dilution theorem, its logit model and its learned
+temperatures were not recovered.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from figures._common import FigureContext, figure
+
+LOG2_NS = (10, 20, 40)
+OFFSETS = (1.0, 0.0)
+GAP_MAX, C_MAX = 4.0, 1.5
+MARKS = ((0.5, r"SSA $\sigma(0)$"), (0.43, "SSMax 0.43"), (1.0, "log-n"))
+
+
+def grid(ctx: FigureContext):
+    m = 24 if ctx.smoke else (121 if ctx.quick else 241)
+    gaps = np.linspace(0.0, GAP_MAX, m)
+    cs = np.linspace(0.0, C_MAX, m)
+    return gaps, cs
+
+
+def needle_maps(gaps: np.ndarray, cs: np.ndarray) -> dict:
+    """{(offset, log2 n): p[c index, gap index]} from the library's closed form."""
+    import jax.numpy as jnp
+
+    from softmax_stability.dilution import needle_probability_scheduled
+
+    G, C = np.meshgrid(gaps, cs)
+    out = {}
+    for a in OFFSETS:
+        for k in LOG2_NS:
+            out[(a, k)] = np.asarray(needle_probability_scheduled(
+                jnp.float64(2.0 ** k), jnp.asarray(G), jnp.asarray(C), a), float)
+    return out
+
+
+@figure(name="dilution_phase_diagram", order=41,
+        caption="Needle weight under tau(n) = a + c ln n over (gap, c) at n = 2^10, 2^20, 2^40 "
+                "(closed form, float64): the c*gap = 1 hyperbola separates dilution (p -> 0) from "
+                "retrieval (p -> 1); top a = 1 (SSA-style 1 + c ln n), bottom a = 0 (SSMax c ln n). "
+                "A derived library surrogate, not a figure of the SSA paper.",
+        source="library figure (softmax_stability.dilution.needle_probability_scheduled; "
+               "surrogate for SSA §4, ssa.md §2.2; SSMax threshold, anchors.md §4.4)")
+def make(ctx: FigureContext) -> None:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from softmax_stability.dilution import needle_limit
+
+    gaps, cs = grid(ctx)
+    ctx.params.update(log2_n=list(LOG2_NS), offsets=list(OFFSETS), gap_range=[0.0, GAP_MAX],
+                      c_range=[0.0, C_MAX], grid_points=len(gaps), dtype="float64",
+                      marked_c={lab: c for c, lab in MARKS})
+    maps = needle_maps(gaps, cs)
+
+    fig, axes = plt.subplots(len(OFFSETS), len(LOG2_NS), figsize=(13.5, 7.6), sharex=True, sharey=True)
+    extent = (gaps[0], gaps[-1], cs[0], cs[-1])
+    gline = np.linspace(1.0 / C_MAX, GAP_MAX, 200)
+    for r, a in enumerate(OFFSETS):
+        for c, k in enumerate(LOG2_NS):
+            ax = axes[r, c]
+            im = ax.imshow(maps[(a, k)], origin="lower", extent=extent, aspect="auto", cmap="viridis",
+                           vmin=0.0, vmax=1.0, interpolation="bilinear")
+            cont = ax.contour(gaps, cs, maps[(a, k)], levels=[0.1, 0.5, 0.9], colors="0.85",
+                              linewidths=0.7)
+            ax.clabel(cont, fontsize=7, fmt="%.1f")
+            ax.plot(gline, 1.0 / gline, color="white", lw=1.8, ls="--")
+            for cm, lab in MARKS:
+                ax.axhline(cm, color="0.9", lw=0.6, ls=":")
+                if c == 0:
+                    ax.text(GAP_MAX * 0.98, cm, lab, color="white", fontsize=7, ha="right",
+                            va="bottom")
+            ax.set_xlim(0, GAP_MAX)
+            ax.set_ylim(0, C_MAX)
+            if r == 0:
+                ax.set_title(rf"$n = 2^{{{k}}}$")
+            if r == len(OFFSETS) - 1:
+                ax.set_xlabel(r"needle logit gap $\Delta$")
+            if c == 0:
+                sched = r"$\tau = 1 + c\ln n$" if a == 1.0 else r"$\tau = c\ln n$ (SSMax, $s=c$)"
+                ax.set_ylabel(f"{sched}\nlog-slope $c$")
+    from matplotlib.lines import Line2D
+
+    axes[1, -1].legend(handles=[Line2D([], [], color="white", lw=1.8, ls="--", label=r"$c\Delta = 1$"),
+                                Line2D([], [], color="0.85", lw=0.7, label="p = 0.1, 0.5, 0.9")],
+                       loc="upper right", fontsize=8, facecolor="0.3", labelcolor="white", framealpha=0.8)
+    axes[0, 0].text(0.25, 0.12, r"$p \to 0$" "\n(dilution)", color="white", fontsize=9)
+    axes[0, -1].text(GAP_MAX * 0.62, C_MAX * 0.8, r"$p \to 1$", color="black", fontsize=10)
+    fig.suptitle(r"Needle weight $p$ under $\tau(n) = a + c\ln n$: phase boundary $c\Delta = 1$ "
+                 "(closed form, float64; library reconstruction, not an SSA-paper figure)", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 0.9, 0.96))
+    cax = fig.add_axes((0.915, 0.12, 0.018, 0.76))
+    fig.colorbar(im, cax=cax, label=r"needle weight $p_{\mathrm{needle}}$")
+    ctx.save_figure(fig)
+
+    # sanity of the plotted data: far from the boundary the largest n is at its limit
+    G, C = np.meshgrid(gaps, cs)
+    for a in OFFSETS:
+        lim = np.asarray(needle_limit(G, C, a))
+        far = np.abs(C * G - 1.0) > 0.25
+        ctx.params[f"max_abs_p_minus_limit_far_from_boundary_a{a:g}_n2^{LOG2_NS[-1]}"] = float(
+            np.max(np.abs(maps[(a, LOG2_NS[-1])] - lim)[far]))
+    cols = [(a, k) for a in OFFSETS for k in LOG2_NS]
+    rows = [(float(g), float(cc), *(f"{maps[col][i, j]:.10g}" for col in cols))
+            for i, cc in enumerate(cs) for j, g in enumerate(gaps)]
+    ctx.save_csv(["gap", "c", *(f"p_a{a:g}_n2^{k}" for a, k in cols)], rows)
