@@ -7,7 +7,9 @@ Submodules (import them directly; nothing heavy is imported here):
 * ``variants`` -- attention variant names (FULL, TOPK(k), BAND(k)[:g], BLOC(k)[:g], BOTK(k), RND(k)).
 * ``sf_model`` -- the SF encoder classifier as pure functions over a parameter pytree.
 * ``training`` -- jitted SGD epochs (one dispatch per epoch) and evaluation.
-* ``runner`` -- cached, resumable runs over (task, variant, activation, seed).
-* ``landscape`` -- 2-D loss landscapes and loss Lipschitz estimates.
-* ``profiles`` -- the smoke/quick/full run settings shared by the SF figures.
+* ``runner`` -- cached, resumable runs over (task, variant, activation, seed), and the
+  smoke/quick/full run settings shared by the SF figures.
+* ``ssa_toy`` -- the SSA toy experiments.
+
+(Loss landscapes, ``sf_loss_landscape``/``sf_fig27`` of issue 5, are not written yet.)
 """

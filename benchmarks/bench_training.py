@@ -1,0 +1,145 @@
+"""Seconds per training epoch of the SF classifier (JAX), per attention variant, against the SF
+authors' PyTorch model (benchmarks/torch_sf_baseline.py) on the same CPU.
+
+One epoch = the SF protocol: 5000 training samples (default), batch 25, SGD + clip 0.5, the
+authors' model (d = 64, d_mlp = 64, 1 head, 5 blocks for NNCH tasks); evaluation excluded. The JAX
+epoch is one jitted call (permutation + ``lax.scan`` over batches); its compilation is done ahead
+of time and reported apart. Both are measured in the same run when ``--torch-python`` is given.
+
+    python benchmarks/bench_training.py --task even_pairs --variant full --epochs 2
+    python benchmarks/bench_training.py --variant all --epochs 3 \\
+        --torch-python /work/torchvenv/bin/python --out benchmarks/RESULTS_training.md
+    python benchmarks/bench_training.py --n-train 100 --epochs 1          # does it run?
+
+The last line printed is the median seconds per training epoch of the first variant (JAX).
+Target (issue 5): >= 3x faster per epoch than the PyTorch baseline on the same CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ALL_VARIANTS = ("FULL", "TOPK(5)", "BAND(5)", "BAND(5):1", "BLOC(5)", "BLOC(5):1")
+
+
+def machine() -> str:
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs visible"
+
+
+def bench_jax(task: str, variant: str, epochs: int, n_train: int, seed: int = 0) -> dict:
+    import jax
+
+    from softmax_stability.experiments import runner
+    from softmax_stability.experiments import tasks as tasks_mod
+    from softmax_stability.experiments.sf_model import init_params
+    from softmax_stability.experiments.training import TrainConfig, Trainer, _epoch_jit
+
+    cfg = runner.RunConfig(task=task, variant=variant, seed=seed, n_train=n_train, n_val=1)
+    r = cfg.resolved()
+    data = tasks_mod.load_task(task, seed, n_train=n_train, n_val=1)
+    xt = tasks_mod.prepare_inputs(data.x_train, data.spec, r["variant"])
+    mc, _ = runner.model_config(cfg, xt.shape[1])
+    tc = TrainConfig(r["lr"], r["lr_decay"], r["batch_size"], r["clip"])
+    tr = Trainer(mc, tc, xt, data.y_train)
+    params = init_params(jax.random.PRNGKey(seed), mc)
+    state = tr.init_opt(params)
+    x, y = tr._data["train"]
+    t0 = time.perf_counter()
+    compiled = _epoch_jit.lower(mc, tc, tr.steps_per_epoch, params, state, jax.random.PRNGKey(0), x, y).compile()
+    compile_s = time.perf_counter() - t0
+    times = []
+    for e in range(epochs):
+        t0 = time.perf_counter()
+        params, state, (loss, acc) = compiled(params, state, jax.random.PRNGKey(e), x, y)
+        jax.block_until_ready(loss)
+        times.append(time.perf_counter() - t0)
+    return {"variant": r["variant"], "epoch_s": times, "median_s": statistics.median(times),
+            "compile_s": compile_s, "steps": tr.steps_per_epoch, "last_loss": float(loss),
+            "backend": jax.default_backend(), "jax": jax.__version__}
+
+
+def bench_torch(python: str, variant: str, epochs: int, n_train: int, threads: int) -> dict | None:
+    here = Path(__file__).resolve().parent / "torch_sf_baseline.py"
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "t.json"
+        cmd = [python, str(here), "--variant", variant, "--epochs", str(epochs), "--n-train", str(n_train),
+               "--json", str(out)] + (["--threads", str(threads)] if threads else [])
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"torch baseline failed for {variant}:\n{p.stderr[-2000:]}", file=sys.stderr)
+            return None
+        return json.loads(out.read_text())
+
+
+def table(rows: list[dict], args) -> str:
+    lines = [f"# SF training: seconds per epoch (JAX vs the authors' PyTorch model)", "",
+             f"Machine: {machine()}; task `{args.task}`, {args.n_train} training samples, batch 25, "
+             f"{args.epochs} timed epochs (median), evaluation excluded; JAX compile time apart.", "",
+             "| variant | steps/epoch | JAX s/epoch | JAX compile s | torch s/epoch | speed-up (torch/JAX) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        t = r.get("torch_median_s")
+        lines.append(f"| {r['variant']} | {r['steps']} | {r['median_s']:.3f} | {r['compile_s']:.1f} | "
+                     + (f"{t:.3f} | {t / r['median_s']:.2f}x |" if t else "— | — |"))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="even_pairs")
+    ap.add_argument("--variant", action="append", help="repeatable; 'all' for the six Fig. 1 variants")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--n-train", type=int, default=5000)
+    ap.add_argument("--torch-python", help="python of an environment with torch (runs the baseline)")
+    ap.add_argument("--torch-threads", type=int, default=0)
+    ap.add_argument("--out", help="write the markdown table here")
+    args = ap.parse_args(argv)
+    if args.epochs < 1 or args.n_train < 1:
+        ap.error("--epochs and --n-train must be >= 1")
+    variants = args.variant or ["FULL"]
+    if any(v.lower() == "all" for v in variants):
+        variants = list(ALL_VARIANTS)
+    from softmax_stability.experiments.variants import parse_variant
+
+    variants = [parse_variant(v).name for v in variants]  # ValueError lists the valid names
+    if args.torch_python and args.task != "even_pairs":
+        ap.error("the PyTorch baseline implements even_pairs only")
+    rows = []
+    for v in variants:
+        r = bench_jax(args.task, v, args.epochs, args.n_train)
+        if args.torch_python:
+            t = bench_torch(args.torch_python, v, args.epochs, args.n_train, args.torch_threads)
+            if t:
+                r["torch_median_s"] = t["median_s"]
+                r["torch"] = t.get("torch")
+        print(f"{v}: JAX {r['median_s']:.3f} s/epoch (compile {r['compile_s']:.1f} s)"
+              + (f", torch {r['torch_median_s']:.3f} s/epoch" if "torch_median_s" in r else ""), file=sys.stderr)
+        rows.append(r)
+    md = table(rows, args)
+    print(md)
+    if args.out:
+        from softmax_stability._io import atomic_write_text
+
+        atomic_write_text(args.out, md)
+    print(f"{rows[0]['median_s']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

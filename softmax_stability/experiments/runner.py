@@ -1,0 +1,421 @@
+r"""Cached, resumable SF training runs over (task, variant, activation, seed).
+
+A run is described by a :class:`RunConfig`; :func:`run` trains it (SGD as in
+:mod:`~softmax_stability.experiments.training`) and returns a :class:`RunResult` with the
+per-epoch training loss/accuracy (running means over the epoch's batches, training mode, as the
+loss the optimiser sees), held-out loss/accuracy (evaluation mode, after every epoch), and the SF
+theory statistics of the trained model (:func:`softmax_stability.focus.attention_statistics`:
+quantiles of :math:`\delta_s, \delta_h, \Delta, \beta` and LHS(304)/(305), pooled over every
+block, on ``stats_batches`` batches of ``stats_batch_size`` training samples, the protocol of SF
+Table 6).
+
+Cache layout: ``<cache_dir>/<key>/`` with ``key`` the SHA-256 of the resolved configuration and
+:data:`RUNNER_VERSION`/``MODEL_VERSION``:
+
+* ``result.json`` -- the finished run, with the SHA-256 of its own payload and of ``params.npz``;
+* ``params.npz`` -- the trained parameters;
+* ``ckpt.npz`` + ``ckpt.json`` -- the per-epoch checkpoint of an unfinished run (parameters,
+  optimiser state, history; the JSON holds the npz's SHA-256).
+
+Every file is written atomically (:mod:`softmax_stability._io`). A finished entry whose files do
+not parse or whose checksums disagree is reported with a warning and rerun, never reused; a
+corrupt checkpoint is discarded the same way. The PRNG key of epoch ``e`` is
+``fold_in(PRNGKey(seed), e)``, so a resumed run is bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from softmax_stability._checks import check_int_in_range
+from softmax_stability._io import atomic_write_bytes, atomic_write_json, ensure_writable_dir
+from softmax_stability.experiments import tasks as tasks_mod
+from softmax_stability.experiments.sf_model import ACTIVATIONS, MODEL_VERSION, ModelConfig, apply, init_params
+from softmax_stability.experiments.training import TrainConfig, Trainer
+from softmax_stability.experiments.variants import padded_length, parse_variant
+
+__all__ = ["RunConfig", "RunResult", "run", "run_many", "cache_key", "load_params", "attention_logits",
+           "profile_settings", "profile_configs", "epochs_to_accuracy", "FIG1_VARIANTS", "NNCH_TASKS",
+           "model_config", "RUNNER_VERSION", "HISTORY_KEYS", "CorruptCacheWarning"]
+
+RUNNER_VERSION = "sf-runner-1"  # bump when what a run records changes (part of the cache key)
+HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds")
+
+
+class CorruptCacheWarning(UserWarning):
+    """A cache entry or checkpoint failed its checks and is being recomputed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """One training run. ``None`` fields take the task's defaults (the SF authors' settings:
+    :class:`~softmax_stability.experiments.tasks.TaskSpec`).
+
+    Example:
+      >>> RunConfig("even_pairs", "topk(5)").resolved()["variant"]
+      'TOPK(5)'
+    """
+
+    task: str
+    variant: str = "FULL"
+    activation: str = "relu"
+    seed: int = 0
+    epochs: int | None = None
+    n_train: int = 5000
+    n_val: int = 2000
+    length: int | None = None
+    d: int = 64
+    d_mlp: int = 64
+    heads: int = 1
+    blocks: int | None = None
+    dropout: float = 0.01
+    lr: float | None = None
+    lr_decay: float | None = None
+    batch_size: int = 25
+    clip: float = 0.5
+    stats_k: int = 5
+    stats_batches: int = 10
+    stats_batch_size: int = 100
+
+    def resolved(self) -> dict[str, Any]:
+        """All fields with task defaults filled in and the variant canonical; validates eagerly
+        (unknown task/variant/activation, ``k`` larger than the sequence) before any work."""
+        spec = tasks_mod.get_task(self.task)
+        v = parse_variant(self.variant)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        out = dataclasses.asdict(self)
+        out["variant"] = v.name
+        for f, dflt in (("epochs", spec.epochs), ("blocks", spec.blocks), ("lr", spec.lr),
+                        ("lr_decay", spec.lr_decay), ("length", spec.length)):
+            if out[f] is None:
+                out[f] = dflt
+        for f in ("seed",):
+            check_int_in_range(out[f], f, 0)
+        for f in ("epochs", "n_train", "n_val", "length", "stats_k", "stats_batches", "stats_batch_size"):
+            check_int_in_range(out[f], f, 1)
+        n = out["length"] if self.task != "listops" else out["length"] - 1  # ListOps: exclusive bound
+        if v.k is not None and v.k > n:
+            raise ValueError(f"mask size k={v.k} of {v.name} is larger than the sequence length {n}; "
+                             f"use k <= {n}")
+        if out["stats_k"] > n:
+            raise ValueError(f"stats_k={out['stats_k']} is larger than the sequence length {n}")
+        TrainConfig(out["lr"], out["lr_decay"], out["batch_size"], out["clip"])  # validates
+        return out
+
+
+def cache_key(cfg: RunConfig) -> str:
+    """SHA-256 (hex, 24 chars) of the resolved configuration and the code versions."""
+    blob = json.dumps({"cfg": cfg.resolved(), "model": MODEL_VERSION, "runner": RUNNER_VERSION},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+@dataclasses.dataclass
+class RunResult:
+    """A finished run: ``config`` (resolved dict), ``history`` (per-epoch lists, keys
+    :data:`HISTORY_KEYS`; accuracies are fractions), ``stats`` (attention statistics, lists per
+    quantile level), ``key``, ``cached`` (True if loaded from the cache) and ``path``."""
+
+    config: dict[str, Any]
+    history: dict[str, list[float]]
+    stats: dict[str, Any]
+    key: str
+    cached: bool
+    path: Path
+
+    def curve(self, name: str) -> np.ndarray:
+        return np.asarray(self.history[name], dtype=float)
+
+
+def model_config(cfg: RunConfig, seq_len: int | None = None) -> tuple[ModelConfig, tasks_mod.TaskSpec]:
+    """The :class:`ModelConfig` of a run (``seq_len``: the padded length; default from the task)."""
+    r = cfg.resolved()
+    spec = tasks_mod.get_task(r["task"])
+    v = parse_variant(r["variant"])
+    if seq_len is None:
+        seq_len = padded_length(r["length"], v)
+    mc = ModelConfig(n_tokens=spec.n_symbols + 1 + v.global_tokens, n_classes=spec.n_classes, seq_len=seq_len,
+                     variant=v, d=r["d"], d_mlp=r["d_mlp"], heads=r["heads"], blocks=r["blocks"],
+                     activation=r["activation"], dropout=r["dropout"])
+    return mc, spec
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def _tree_to_npz(tree) -> bytes:
+    leaves = jax.tree_util.tree_leaves(tree)
+    buf = io.BytesIO()
+    np.savez(buf, *[np.asarray(x) for x in leaves])
+    return buf.getvalue()
+
+
+def _npz_to_tree(data: bytes, like):
+    with np.load(io.BytesIO(data)) as z:
+        leaves = [z[f"arr_{i}"] for i in range(len(z.files))]
+    ref, treedef = jax.tree_util.tree_flatten(like)
+    if len(leaves) != len(ref) or any(a.shape != tuple(np.shape(b)) for a, b in zip(leaves, ref)):
+        raise ValueError("stored arrays do not match the model's parameter structure")
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(a, dtype=b.dtype) for a, b in zip(leaves, ref)])
+
+
+def _payload_sha(obj: dict) -> str:
+    return _sha(json.dumps(obj, sort_keys=True).encode())
+
+
+def _load_finished(entry: Path, key: str) -> RunResult | None:
+    """The cached result, None if absent; raises ValueError if present but corrupt."""
+    rpath = entry / "result.json"
+    if not rpath.exists():
+        return None
+    try:
+        doc = json.loads(rpath.read_text())
+        payload = doc["payload"]
+        if doc.get("sha256") != _payload_sha(payload):
+            raise ValueError("result.json checksum mismatch")
+        if payload.get("key") != key:
+            raise ValueError("result.json belongs to another configuration")
+        pbytes = (entry / "params.npz").read_bytes()
+        if _sha(pbytes) != payload["params_sha256"]:
+            raise ValueError("params.npz checksum mismatch")
+        h = payload["history"]
+        if any(len(h[k]) != payload["config"]["epochs"] for k in HISTORY_KEYS):
+            raise ValueError("history length differs from the number of epochs")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"corrupt cache entry {entry}: {err}") from err
+    return RunResult(payload["config"], h, payload["stats"], key, True, entry)
+
+
+def load_params(result: RunResult):
+    """The trained parameters of a finished run (checksum verified)."""
+    cfg = RunConfig(**result.config)
+    mc, _ = model_config(cfg)
+    _load_finished(result.path, result.key)  # raises ValueError if the entry is corrupt
+    data = (result.path / "params.npz").read_bytes()
+    like = jax.eval_shape(lambda k: init_params(k, mc), jax.random.PRNGKey(0))
+    return _npz_to_tree(data, like)
+
+
+_logits_jit = jax.jit(lambda p, t, mc: apply(p, t, mc, return_logits=True), static_argnums=2)
+# one compilation instead of many small eager ones (compile time dominates tiny runs)
+_init_jit = jax.jit(init_params, static_argnums=1)
+
+
+def _stats_fn(lg, where, k):
+    from softmax_stability import focus
+
+    return focus.attention_statistics(lg, k, where=where)
+
+
+_stats_jit = jax.jit(_stats_fn, static_argnums=2)
+
+
+def attention_logits(result: RunResult, x: np.ndarray, params=None) -> jax.Array:
+    """Attention logits ``[blocks, B, heads, n, n]`` of the trained model of ``result`` on the
+    (unpadded) task tokens ``x`` (evaluation mode)."""
+    cfg = RunConfig(**result.config)
+    spec = tasks_mod.get_task(cfg.task)
+    xp = tasks_mod.prepare_inputs(np.asarray(x), spec, result.config["variant"])
+    mc, _ = model_config(cfg, xp.shape[1])
+    params = load_params(result) if params is None else params
+    _, lg = _logits_jit(params, jnp.asarray(xp), mc)
+    return lg
+
+
+def _stats(params, mc: ModelConfig, x: np.ndarray, r: dict) -> dict[str, Any]:
+    from softmax_stability.experiments.sf_model import static_mask
+
+    nb = min(r["stats_batches"] * r["stats_batch_size"], x.shape[0])
+    xs = jnp.asarray(x[:nb])
+    _, lg = _logits_jit(params, xs, mc)
+    mask = static_mask(mc)
+    v = mc.variant
+    k = v.k if v.kind == "TOPK" else r["stats_k"]
+    st = _stats_jit(lg, None if mask is None else jnp.asarray(mask), min(k, lg.shape[-1]))
+    return {name: (np.asarray(val).tolist() if hasattr(val, "shape") else val) for name, val in st.items()}
+
+
+def _read_checkpoint(entry: Path, like_params, like_opt) -> tuple[Any, Any, dict] | None:
+    cj, cz = entry / "ckpt.json", entry / "ckpt.npz"
+    if not cj.exists():
+        return None
+    try:
+        meta = json.loads(cj.read_text())
+        data = cz.read_bytes()
+        if _sha(data) != meta["npz_sha256"]:
+            raise ValueError("ckpt.npz checksum mismatch")
+        tree = _npz_to_tree(data, (like_params, like_opt))
+        hist = meta["history"]
+        if any(len(hist[k]) != meta["epoch"] for k in HISTORY_KEYS):
+            raise ValueError("checkpoint history length mismatch")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        warnings.warn(f"discarding corrupt checkpoint in {entry}: {err}", CorruptCacheWarning, stacklevel=3)
+        return None
+    return tree[0], tree[1], meta
+
+
+def run(cfg: RunConfig, cache_dir: str | Path, *, progress: bool = True,
+        on_epoch: Callable[[int, dict], None] | None = None) -> RunResult:
+    """Train ``cfg`` (or load it from ``cache_dir``), checkpointing after every epoch.
+
+    Args:
+      cfg: the run.
+      cache_dir: cache directory (created; must be writable).
+      progress: show a ``tqdm`` bar over epochs.
+      on_epoch: called as ``on_epoch(epoch, record)`` after each epoch's checkpoint is written
+        (``epoch`` counts from 1).
+
+    Returns:
+      :class:`RunResult`.
+
+    Raises:
+      ValueError: bad configuration (unknown names, ``k`` larger than the sequence), before any work.
+      PermissionError: ``cache_dir`` not writable, before any work.
+    """
+    r = cfg.resolved()
+    key = cache_key(cfg)
+    root = ensure_writable_dir(cache_dir, "cache")
+    entry = root / key
+    try:
+        res = _load_finished(entry, key)
+        if res is not None:
+            return res
+    except ValueError as err:
+        warnings.warn(f"{err}; rerunning", CorruptCacheWarning, stacklevel=2)
+        shutil.rmtree(entry, ignore_errors=True)
+    entry.mkdir(parents=True, exist_ok=True)
+
+    data = tasks_mod.load_task(r["task"], r["seed"], n_train=r["n_train"], n_val=r["n_val"], length=r["length"])
+    spec = data.spec
+    xt = tasks_mod.prepare_inputs(data.x_train, spec, r["variant"])
+    xv = tasks_mod.prepare_inputs(data.x_val, spec, r["variant"])
+    mc, _ = model_config(cfg, xt.shape[1])
+    tc = TrainConfig(r["lr"], r["lr_decay"], r["batch_size"], r["clip"])
+    trainer = Trainer(mc, tc, xt, data.y_train, xv, data.y_val)
+    base = jax.random.PRNGKey(r["seed"])
+    params = _init_jit(jax.random.fold_in(base, 10**6), mc)
+    opt_state = trainer.init_opt(params)
+    history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+    start = 0
+    ck = _read_checkpoint(entry, params, opt_state)
+    if ck is not None:
+        params, opt_state, meta = ck
+        history, start = meta["history"], int(meta["epoch"])
+
+    from tqdm.auto import tqdm
+    import time
+
+    bar = tqdm(range(start, r["epochs"]), desc=f"{r['task']} {r['variant']} s{r['seed']}", initial=start,
+               total=r["epochs"], leave=False, disable=not progress)
+    for ep in bar:
+        ekey = jax.random.fold_in(base, ep)
+        t0 = time.perf_counter()
+        params, opt_state, (tl, ta) = trainer.epoch(params, opt_state, ekey)
+        secs = time.perf_counter() - t0
+        vl, va = trainer.evaluate(params, "val", key=jax.random.fold_in(ekey, 1))
+        for k, val in zip(HISTORY_KEYS, (tl, ta, vl, va, secs)):
+            history[k].append(float(val))
+        blob = _tree_to_npz((params, opt_state))
+        atomic_write_bytes(entry / "ckpt.npz", blob)
+        atomic_write_json(entry / "ckpt.json", {"epoch": ep + 1, "npz_sha256": _sha(blob), "history": history})
+        bar.set_postfix(loss=f"{tl:.3f}", val_acc=f"{va:.3f}")
+        if on_epoch is not None:
+            on_epoch(ep + 1, {k: history[k][-1] for k in HISTORY_KEYS})
+
+    stats = _stats(params, mc, xt, r)
+    pbytes = _tree_to_npz(params)
+    atomic_write_bytes(entry / "params.npz", pbytes)
+    payload = {"key": key, "config": r, "history": history, "stats": stats, "params_sha256": _sha(pbytes),
+               "model_version": MODEL_VERSION, "runner_version": RUNNER_VERSION}
+    atomic_write_json(entry / "result.json", {"sha256": _payload_sha(json.loads(json.dumps(payload))),
+                                              "payload": payload})
+    for f in ("ckpt.npz", "ckpt.json"):
+        (entry / f).unlink(missing_ok=True)
+    return RunResult(r, history, stats, key, False, entry)
+
+
+def run_many(configs: Iterable[RunConfig], cache_dir: str | Path, *, progress: bool = True) -> list[RunResult]:
+    """:func:`run` over several configurations (all validated and the cache checked before the
+    first is trained), with an outer progress bar."""
+    configs = list(configs)
+    for c in configs:
+        c.resolved()
+    ensure_writable_dir(cache_dir, "cache")
+    from tqdm.auto import tqdm
+
+    return [run(c, cache_dir, progress=progress)
+            for c in tqdm(configs, desc="SF runs", disable=not progress or len(configs) < 2)]
+
+
+# ------------------------------------------------------------------------------------------------
+# profiles shared by the SF figures (sf_fig1, sf_convergence_table, sf_table6_measured)
+
+FIG1_VARIANTS = ("FULL", "BAND(5)", "BAND(5):1", "BLOC(5)", "BLOC(5):1", "TOPK(5)")
+NNCH_TASKS = ("parity", "even_pairs", "missing_duplicate", "cycle_navigation", "stack_manipulation",
+              "modular_arithmetic_brackets", "solve_equation")
+
+
+def profile_settings(profile: str) -> dict[str, Any]:
+    """Tasks, variants, seeds and :class:`RunConfig` overrides of a figure profile.
+
+    * ``smoke``: seconds; one task, FULL and TOPK(5) (what every SF figure needs), two seeds, tiny
+      data and model, 2 epochs -- every figure code path, no meaningful result.
+    * ``quick``: Even Pairs and Missing Duplicate, the six Fig. 1 variants, 2 seeds, 400/200
+      samples, the authors' model (d = 64, 5 blocks) and optimiser, 15 epochs (240 SGD steps
+      per run instead of the paper's 20000-50000: the early phase only, on a smaller set, sized
+      so that ``make run`` stays within its 15-minute budget on 2 cores). At this budget the
+      models are still near chance accuracy on Even Pairs: the quick profile exercises the whole
+      pipeline but does NOT show the paper's separation; use ``full`` (a GPU) for that.
+    * ``full``: the paper's protocol: 10 seeds (0..9: the authors' seed list is not reproduced),
+      5000/2000 samples, every NNCH task and ListOps at the authors' epochs.
+
+    Example:
+      >>> profile_settings("quick")["seeds"]
+      (0, 1)
+    """
+    if profile == "smoke":
+        return {"tasks": ("even_pairs",), "variants": ("FULL", "TOPK(5)"), "seeds": (0, 1),
+                "overrides": dict(epochs=2, n_train=50, n_val=20, length=10, d=8, d_mlp=8, blocks=1,
+                                  stats_batches=1, stats_batch_size=50)}
+    if profile == "quick":
+        return {"tasks": ("even_pairs", "missing_duplicate"), "variants": FIG1_VARIANTS, "seeds": (0, 1),
+                "overrides": dict(epochs=15, n_train=400, n_val=200)}
+    if profile == "full":
+        return {"tasks": NNCH_TASKS + ("listops",), "variants": FIG1_VARIANTS, "seeds": tuple(range(10)),
+                "overrides": {}}
+    raise ValueError(f"profile must be one of smoke, quick, full; got {profile!r}")
+
+
+def profile_configs(profile: str, *, tasks: Sequence[str] | None = None, variants: Sequence[str] | None = None,
+                    seeds: Sequence[int] | None = None, activation: str = "relu") -> list[RunConfig]:
+    """The :class:`RunConfig` list of a profile (optionally restricted)."""
+    s = profile_settings(profile)
+    return [RunConfig(task=t, variant=v, seed=sd, activation=activation, **s["overrides"])
+            for t in (tasks or s["tasks"]) for v in (variants or s["variants"]) for sd in (seeds or s["seeds"])]
+
+
+def epochs_to_accuracy(acc: Sequence[float], threshold: float = 0.95) -> float:
+    """First epoch (1-based) whose accuracy is ``>= threshold``; ``nan`` if never (the SF authors'
+    "convergence epoch", ``trfigs.py``, with accuracies as fractions).
+
+    Example:
+      >>> epochs_to_accuracy([0.5, 0.96, 0.9])
+      2.0
+    """
+    for i, a in enumerate(acc):
+        if a >= threshold:
+            return float(i + 1)
+    return float("nan")
