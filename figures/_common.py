@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from softmax_stability._io import atomic_write_json, atomic_write_text, atomic_write_with
 
-__all__ = ["FigureSpec", "FigureContext", "figure", "registry", "run_figure", "fingerprint", "PROFILES",
+__all__ = ["FigureSpec", "FigureContext", "figure", "registry", "run_figure", "fingerprint", "gallery_markdown", "PROFILES",
            "DEFAULT_OUT"]
 
 PROFILES = ("smoke", "quick", "full")  # smoke: the test suite's tiny version of quick
@@ -223,3 +223,13 @@ def run_figure(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, profile: str
     }
     atomic_write_json(ctx.path("", ".provenance.json"), prov)
     return prov
+
+
+def gallery_markdown() -> str:
+    """Every registered figure as a Markdown list (name, caption, source): the README's gallery is
+    this output, and a test keeps the two in step."""
+    lines = []
+    for s in registry().values():
+        what = "paper figure/table" if s.kind == "paper" else "library figure"
+        lines.append(f"- **`{s.name}`** ({what}): {s.caption} *Source: {s.source}.*")
+    return "\n".join(lines)

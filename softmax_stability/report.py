@@ -18,7 +18,7 @@ from typing import Any
 
 from softmax_stability._io import atomic_write_text
 
-__all__ = ["build_report", "main"]
+__all__ = ["build_report", "update_readme", "main"]
 
 
 def _load_json(path: Path) -> Any:
@@ -170,12 +170,36 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
     return p_html, p_md
 
 
+def _replace_between(text: str, tag: str, body: str) -> str:
+    start = text.index(f"<!-- {tag}")
+    start = text.index("-->", start) + 3
+    end = text.index(f"<!-- /{tag} -->", start)
+    return text[:start] + "\n" + body.strip() + "\n" + text[end:]
+
+
+def update_readme(path: str | Path) -> Path:
+    """Regenerate the README's claims table and figure gallery from the registries."""
+    from figures._common import gallery_markdown
+    from softmax_stability.claims import claims_markdown
+
+    path = Path(path)
+    text = _replace_between(path.read_text(), "claims-table", claims_markdown())
+    text = _replace_between(text, "gallery", gallery_markdown())
+    return atomic_write_text(path, text)
+
+
 def main(argv: list[str] | None = None) -> int:
     from softmax_stability._io import ensure_writable_dir
 
+    repo = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(prog="python -m softmax_stability.report")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "figures" / "out"))
+    ap.add_argument("--out", default=str(repo / "figures" / "out"))
+    ap.add_argument("--update-readme", action="store_true",
+                    help="regenerate README.md's claims table and gallery instead of the report")
     args = ap.parse_args(argv)
+    if args.update_readme:
+        print(f"updated {update_readme(repo / 'README.md')}")
+        return 0
     out = ensure_writable_dir(args.out, "--out")
     p_html, p_md = build_report(out)
     print(f"report: {p_html}\nreport: {p_md}")
