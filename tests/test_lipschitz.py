@@ -1,0 +1,294 @@
+"""Tests of softmax_stability.lipschitz: bounds vs dense autodiff, an independent NumPy bound,
+the adversarial sqrt(n) construction, counterexamples to the one-sided Castin bound, bad input."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+
+from softmax_stability import lipschitz as L
+from softmax_stability.attention import SSAConfig, init_attention_params, init_ssa_params
+
+
+def _params(seed, d=4, heads=2, head_dim=None, wo=True, scale=1.0):
+    p = init_attention_params(jax.random.PRNGKey(seed), d, heads, head_dim, use_bias=False,
+                              dtype=jnp.float64)
+    p["wq"] = p["wq"] * scale
+    if not wo:
+        del p["wo"]
+    return p
+
+
+def _dense_norm(fn, x):
+    J = np.asarray(jax.jit(jax.jacfwd(fn))(x)).reshape(-1, x.size)
+    return np.linalg.svd(J, compute_uv=False)[0]
+
+
+# --------------------------------------------------------------------------------- measurement
+
+
+@pytest.mark.parametrize("variant", L.VARIANTS)
+def test_power_iteration_equals_dense_svd(variant):
+    # tol 1e-13 on sigma^2 and a random start: the estimate converges to sigma_max to ~1e-7
+    # relative or better; 1e-6 leaves margin for slow convergence at close singular values.
+    n, d = 6, 4
+    if variant == "ssa":
+        cfg = SSAConfig(d, 2, use_bias=False)
+        p = init_ssa_params(jax.random.PRNGKey(0), cfg, init="reproduction", dtype=jnp.float64)
+        fn = L.attention_layer(p, "ssa", config=cfg)
+    else:
+        p = _params(0, d)
+        fn = L.attention_layer(p, variant, k_top=3, window=3, block=3)
+    x = 1.5 * jax.random.normal(jax.random.PRNGKey(1), (n, d), jnp.float64)
+    norm, J = jax.jit(lambda y: (L.measured_lipschitz(fn, y, tol=1e-13, max_iter=3000).norm,
+                                 jax.jacfwd(fn)(y)))(x)
+    dense = np.linalg.svd(np.asarray(J).reshape(-1, x.size), compute_uv=False)[0]
+    assert float(norm) == pytest.approx(dense, rel=1e-6)
+    assert float(norm) <= dense * (1 + 1e-12)  # ||Jv|| with ||v|| = 1 never exceeds sigma_max
+
+
+# ---------------------------------------------------------------------------------- the bounds
+
+
+def _numpy_castin(p, x, side, include_output):
+    """Independent transcription of compute_bound (vcastin/how-smooth-is-attention) with loops."""
+    wq, wk, wv = (np.asarray(p[k], np.float64) for k in ("wq", "wk", "wv"))
+    d, N, H = wq.shape
+    x = np.asarray(x, np.float64)
+    n = x.shape[0]
+    r = 0.0
+    for i in range(n):
+        for j in range(i + 1, n):
+            r = max(r, np.linalg.norm(x[i] - x[j]))
+    total = 0.0
+    for h in range(N):
+        Q, K = wq[:, h, :].T, wk[:, h, :].T  # PyTorch Linear weights [H, d]: q = Q x
+        A_code = K.T @ Q / np.sqrt(H)  # their A; logits q_i . k_j = x_j^T A_code x_i
+        Vh = wv[:, h, :].T
+        if include_output:
+            Vh = np.asarray(p["wo"], np.float64)[h].T @ Vh  # [d_out, d]: x -> Wo^T Wv^T x
+        rq = max(np.linalg.norm(A_code @ x[i]) for i in range(n))
+        rk = max(np.linalg.norm(A_code.T @ x[i]) for i in range(n))
+        R = {"query": rq, "key": rk, "max": max(rq, rk)}[side]
+        total += np.linalg.norm(Vh, 2) * np.sqrt(R**2 * r**2 * (n + 1) + n)
+    return total
+
+
+@pytest.mark.parametrize("side", ["query", "key", "max"])
+@pytest.mark.parametrize("wo", [False, True])
+def test_castin_bound_matches_numpy_transcription(side, wo):
+    p = _params(3, d=5, heads=2, head_dim=3, wo=wo)
+    x = np.random.default_rng(4).normal(size=(7, 5)) * 2.0
+    got = float(L.castin_bound(p, x, side=side))
+    assert got == pytest.approx(_numpy_castin(p, x, side, wo), rel=1e-12)
+    # batched input gives one bound per sequence
+    xb = np.stack([x, 0.5 * x])
+    got_b = np.asarray(L.castin_bound(p, xb, side=side))
+    assert got_b.shape == (2,)
+    assert got_b[1] == pytest.approx(_numpy_castin(p, 0.5 * x, side, wo), rel=1e-12)
+
+
+def test_token_diameter_matches_scipy():
+    x = np.random.default_rng(0).normal(size=(300, 3))
+    assert float(L.token_diameter(x)) == pytest.approx(pdist(x).max(), rel=1e-12)
+
+
+@jax.jit
+def _measured_and_bounds(p, x):
+    J = jax.jacfwd(lambda y: L.attention_layer(p, "full")(y))(x).reshape(-1, x.size)
+    return (jnp.linalg.norm(J, ord=2), L.castin_bound(p, x, side="max"), L.derived_bound(p, x))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bounds_dominate_dense_measurement_on_random_inputs(seed):
+    # weights with logit scales 0.3..5 (flat to peaked rows), tokens at scales 0.3..3, with and
+    # without the output projection
+    rng = np.random.default_rng(seed)
+    wo = seed % 2 == 0
+    p = _params(seed, d=4, heads=2, wo=wo, scale=float(10 ** rng.uniform(-0.5, 0.7)))
+    for s in (0.3, 1.0, 3.0):
+        x = jnp.asarray(rng.normal(size=(8, 4)) * s)
+        m, castin, derived = (float(v) for v in _measured_and_bounds(p, x))
+        assert m <= castin * (1 + 1e-9)
+        assert m <= derived * (1 + 1e-9)
+
+
+def _one_sided_counterexample(c=1.0, S=3.0, transpose=False):
+    """A = c e_2 e_1^T (logits c x_i[1] x_j[0]) and tokens (-S, 0), (S, 0): R^query = 0."""
+    wq = np.array([[0.0], [1.0]])[:, None, :]  # [d=2, N=1, H=1]
+    wk = np.array([[c], [0.0]])[:, None, :]
+    if transpose:
+        wq, wk = wk, wq
+    p = {"wq": jnp.asarray(wq), "wk": jnp.asarray(wk), "wv": jnp.asarray(np.eye(2)[:, None, :1])}
+    x = jnp.array([[-S, 0.0], [S, 0.0]])
+    return p, x
+
+
+def test_code_convention_bound_is_violated_for_nonsymmetric_A():
+    # Finding: their R_h = max ||A^T x_i|| (query side) is 0 here, so the bound is sqrt(2)
+    # ||V||, but moving the queries' second coordinate changes the logits by c*x_j[0] and the
+    # output by c*Var(x[0]) = c S^2 = 9.
+    p, x = _one_sided_counterexample()
+    fn = L.attention_layer(p, "full")
+    m = _dense_norm(fn, x)
+    assert m >= 9.0 * (1 - 1e-9)
+    assert float(L.castin_bound(p, x, side="query")) == pytest.approx(math.sqrt(2.0), rel=1e-12)
+    assert m > 5 * float(L.castin_bound(p, x, side="query"))
+    assert m <= float(L.castin_bound(p, x, side="max"))
+    assert m <= float(L.derived_bound(p, x))
+    # the transposed example breaks the key side in the same way
+    pt, x = _one_sided_counterexample(transpose=True)
+    mt = _dense_norm(L.attention_layer(pt, "full"), x)
+    assert mt > 5 * float(L.castin_bound(pt, x, side="key"))
+    assert mt <= float(L.castin_bound(pt, x, side="max"))
+    assert mt <= float(L.derived_bound(pt, x))
+
+
+# ------------------------------------------------------------------------ adversarial tokens
+
+
+def _layer_scaled(p, x):
+    from softmax_stability.attention import multi_head_attention
+
+    return multi_head_attention(p, x, scale=1.0)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _directional_check(p, A, n, gap):
+    """(||J E|| by jvp, closed form, ||J||_2 dense) at the adversarial tokens of A."""
+    Ah, Vh = L.head_matrices(p, scale=1.0)
+    x = L.adversarial_tokens(A, n, gap=gap)
+    u = L.adversarial_direction(A)[0]
+    e = jnp.zeros_like(x).at[0].set(u)
+    _, je = jax.jvp(lambda y: _layer_scaled(p, y), (x,), (e,))
+    lb = L.adversarial_lower_bound(Ah[0], Vh[0], n, gap=gap)
+    J = jax.jacfwd(lambda y: _layer_scaled(p, y))(x).reshape(-1, x.size)
+    return jnp.linalg.norm(je), lb, jnp.linalg.norm(J, ord=2)
+
+
+@pytest.mark.parametrize("diag", [(2.0, -0.1, 0.3), (0.5, -1.0, 0.2)])
+def test_adversarial_lower_bound_is_the_directional_derivative(diag):
+    # both token patterns (a, b) = (1, 1/2) and (-1, 1), with a non-symmetric A; the float64
+    # closed form against jax.jvp (observed agreement ~1e-15 relative), and below ||J||_2
+    rng = np.random.default_rng(1)
+    Qo, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    skew = rng.normal(size=(3, 3))
+    A = Qo @ np.diag(diag) @ Qo.T + 0.1 * (skew - skew.T)
+    V = rng.normal(size=(3, 3))
+    p = {"wq": jnp.asarray(A)[:, None, :], "wk": jnp.asarray(np.eye(3))[:, None, :],
+         "wv": jnp.asarray(V)[:, None, :]}
+    for n, gap in [(2, 0.5), (2, 12.0), (30, 3.0), (30, 12.0)]:
+        jvp_norm, lb, dense = (float(v) for v in _directional_check(p, jnp.asarray(A), n, gap))
+        assert jvp_norm == pytest.approx(lb, rel=1e-10)
+        assert lb <= dense * (1 + 1e-10)
+
+
+def test_adversarial_growth_exponent_is_one_half():
+    # fixed logit gap g = ln(128) + 3 >> ln(n - 1): every query copies token 1, so
+    # L(n) ~ sqrt(n - 1) ||V^T u||; the exponent between n = 8 and n = 64 must be 0.5 +- 0.08.
+    p = _params(5, d=4, heads=1, wo=False)
+    A, V = L.head_matrices(p)
+    g = math.log(128) + 3
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def run(n):
+        x = L.adversarial_tokens(A[0], n, gap=g)
+        m = L.measured_lipschitz(L.attention_layer(p, "full"), x, tol=1e-9, max_iter=300).norm
+        u = L.adversarial_direction(A[0])[0]
+        return m, L.adversarial_lower_bound(A[0], V[0], n, gap=g), jnp.linalg.norm(u @ V[0])
+
+    ns = np.array([8, 64])
+    meas, lower, vu = (np.array(v) for v in zip(*[[float(t) for t in run(int(n))] for n in ns]))
+    slope = np.polyfit(np.log(ns), np.log(meas), 1)[0]
+    assert 0.42 < slope < 0.58, (slope, meas)
+    assert np.all(meas >= lower * (1 - 1e-7))
+    assert np.all(lower >= 0.5 * np.sqrt(ns - 1) * vu)
+
+
+def test_adversarial_tokens_match_castin_construction():
+    A = np.diag([3.0, 1.0, -0.2])  # symmetric: both methods, positive pattern, u = e_1
+    for method in ("symmetric", "castin"):
+        x = np.asarray(L.adversarial_tokens(A, 4, radius=2.0, method=method))
+        sign = np.sign(x[0, 0])
+        np.testing.assert_allclose(sign * x, [[2, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0]], atol=1e-12)
+    # gap -> radius: g = R^2 b (a - b) lambda = R^2 * 3 / 4
+    x = np.asarray(L.adversarial_tokens(A, 3, gap=3.0))
+    assert abs(x[0, 0]) == pytest.approx(2.0, rel=1e-12)
+    # negative eigenvalue dominating (lambda_max <= -8 lambda_min): (-u, u, ..., u) on u_min
+    x = np.asarray(L.adversarial_tokens(np.diag([1.0, -0.5]), 3, radius=1.0, method="castin"))
+    s = np.sign(x[1, 1])
+    np.testing.assert_allclose(s * x, [[0, -1], [0, 1], [0, 1]], atol=1e-12)
+
+
+# ------------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_errors():
+    p = _params(0, d=4, heads=2)
+    x = np.ones((5, 4))
+    with pytest.raises(ValueError, match="side"):
+        L.castin_bound(p, x, side="left")
+    with pytest.raises(ValueError, match="x must have shape"):
+        L.castin_bound(p, np.ones(4))
+    with pytest.raises(ValueError, match="width"):
+        L.castin_bound(p, np.ones((5, 3)))
+    with pytest.raises(ValueError, match="wk"):
+        L.castin_bound({"wq": p["wq"], "wv": p["wv"]}, x)
+    with pytest.raises(TypeError, match="params"):
+        L.castin_bound([1, 2], x)
+    with pytest.raises(ValueError, match="bq"):
+        L.castin_bound(dict(p, bq=jnp.ones((2, 2))), x)
+    with pytest.raises(ValueError, match="wo"):
+        L.head_matrices(_params(0, wo=False), include_output=True)
+    with pytest.raises(ValueError, match="scale"):
+        L.derived_bound(p, x, scale=-1.0)
+    with pytest.raises(TypeError, match="layer_fn"):
+        L.measured_lipschitz("f", x)
+    with pytest.raises(ValueError, match="one sequence"):
+        L.measured_lipschitz(lambda y: y, np.ones((2, 5, 4)))
+    with pytest.raises(ValueError, match="variant"):
+        L.attention_layer(p, "dense")
+    with pytest.raises(TypeError, match="config"):
+        L.attention_layer(p, "ssa")
+    with pytest.raises(ValueError, match="k_top"):
+        L.attention_layer(p, "topk", k_top=0)
+    with pytest.raises(ValueError, match="config"):
+        L.attention_layer(p, "full", config=SSAConfig(4, 2))
+    with pytest.raises(ValueError, match="square"):
+        L.adversarial_direction(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="method"):
+        L.adversarial_direction(np.eye(2), method="svd")
+    with pytest.raises(ValueError, match="positive logit gap"):
+        L.adversarial_direction(np.zeros((2, 2)))
+    with pytest.raises(TypeError, match="concrete"):
+        jax.jit(lambda A: L.adversarial_direction(A, method="castin")[0])(jnp.eye(2))
+    with pytest.raises(ValueError, match="n must be"):
+        L.adversarial_tokens(np.eye(2), 1, radius=1.0)
+    with pytest.raises(ValueError, match="exactly one"):
+        L.adversarial_tokens(np.eye(2), 3)
+    with pytest.raises(ValueError, match="exactly one"):
+        L.adversarial_tokens(np.eye(2), 3, radius=1.0, gap=1.0)
+    with pytest.raises(ValueError, match="radius"):
+        L.adversarial_tokens(np.eye(2), 3, radius=-1.0)
+    with pytest.raises(ValueError, match="V must"):
+        L.adversarial_lower_bound(np.eye(2), np.ones((3, 2)), 3, gap=1.0)
+    with pytest.raises(ValueError, match="x must have shape"):
+        L.token_diameter(np.ones(3))
+
+
+def test_float32_inputs_agree_with_float64():
+    # float32 params and tokens give a float32 bound equal to the float64 one to float32 rounding
+    # (a few ulps per operation on O(10) values: rel 1e-5)
+    p32 = init_attention_params(jax.random.PRNGKey(0), 4, 2, use_bias=False)
+    x32 = jax.random.normal(jax.random.PRNGKey(1), (6, 4), jnp.float32)
+    p64 = {k: v.astype(jnp.float64) for k, v in p32.items()}
+    for fn in (L.castin_bound, L.derived_bound):
+        b32, b64 = fn(p32, x32), fn(p64, x32.astype(jnp.float64))
+        assert b32.dtype == jnp.float32 and b64.dtype == jnp.float64
+        assert float(b32) == pytest.approx(float(b64), rel=1e-5)
