@@ -228,13 +228,14 @@ def _check_sparsity_args(normalizer: str, k_top: Any, gamma: Any, S: int):
 def default_topk_method(k_max: int, backend: str | None = None) -> str:
     """The threshold method :func:`kth_largest` uses when ``method`` is None.
 
-    On CPU, ``lax.top_k`` over 1024-long rows was found much slower than the alternatives
-    (issue 8: ~17x for a forward pass; the quick run of ``benchmarks/bench_attention.py`` at
-    T <= 256 also has ``"max_passes"`` fastest for k = 16; full sizes in
-    ``benchmarks/RESULTS_attention.md``): ``"max_passes"`` (k passes of a row max,
-    on cache-sized row chunks) is fastest for ``k <= 16`` and ``"bisect"`` (32 or 64 counting
-    passes, independent of k) above. On other backends ``"top_k"`` (not measured here; no GPU
-    was available when this was written).
+    Measured on CPU (``benchmarks/bench_attention.py``, forward + backward, float32, B=4, H=8,
+    D=64, 2-core AMD EPYC, JAX 0.10.2; ``benchmarks/RESULTS.md``): for k = 16, ``"max_passes"``
+    (k passes of a row max on cache-sized row chunks) is 1.50-1.61x dense attention and
+    ``lax.top_k`` 1.30-1.71x; for k = 64, ``"bisect"`` (a fixed number of counting passes,
+    independent of k) is 1.57-1.70x, ``lax.top_k`` 1.60-2.28x and ``"max_passes"`` 2.55-2.80x.
+    The 17x slowdown of ``lax.top_k`` reported in issue 8 for a forward pass was not seen in
+    forward + backward here. Hence ``"max_passes"`` for ``k <= 16`` and ``"bisect"`` above on
+    CPU; on other backends ``"top_k"`` (not measured: no GPU was available).
 
     Args:
         k_max: the largest k that will be asked for.

@@ -211,22 +211,45 @@ def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
 
 
 def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool = True,
-           proof_status: dict[str, str] | None = None, progress: bool = True) -> list[ClaimResult]:
-    """Verify the claims with the given ids (all registered claims by default), in float64."""
+           proof_status: dict[str, str] | None = None, progress: bool = True,
+           workers: int | None = None) -> list[ClaimResult]:
+    """Verify the claims with the given ids (all registered claims by default), in float64.
+
+    Claims run on ``workers`` threads (default: the number of CPU cores, at most 8). Each claim
+    draws from its own key, so the results do not depend on the number of workers or the order in
+    which claims finish. Measured gain is small (2 cores: 106 s -> 101 s cold) because tracing
+    holds the GIL; ``workers=1`` runs them in order.
+    """
     jax.config.update("jax_enable_x64", True)
     import softmax_stability.claims  # noqa: F401  (registers every family)
 
     claims = [get(i) for i in ids] if ids else all_claims()
-    it: Iterable[Claim] = claims
+    if workers is None:
+        workers = max(1, min(os.cpu_count() or 1, 8))
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(claims, desc="verify", unit="claim", leave=False)
-    results = []
-    for c in it:
-        if progress and hasattr(it, "set_postfix_str"):
-            it.set_postfix_str(c.id)
-        results.append(verify_claim(c, seed=seed, adversary=adversary, proof_status=proof_status))
+        bar = tqdm(total=len(claims), desc="verify", unit="claim", leave=False)
+
+    def one(c: Claim) -> ClaimResult:
+        r = verify_claim(c, seed=seed, adversary=adversary, proof_status=proof_status)
+        if bar is not None:
+            bar.set_postfix_str(c.id)
+            bar.update(1)
+        return r
+
+    try:
+        if workers == 1 or len(claims) <= 1:
+            results = [one(c) for c in claims]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+                results = list(pool.map(one, claims))
+    finally:
+        if bar is not None:
+            bar.close()
     return results
 
 
