@@ -8,7 +8,7 @@ of time and reported apart. Both are measured in the same run when ``--torch-pyt
 
     python benchmarks/bench_training.py --task even_pairs --variant full --epochs 2
     python benchmarks/bench_training.py --variant all --epochs 3 \\
-        --torch-python /work/torchvenv/bin/python --out benchmarks/RESULTS_training.md
+        --torch-python <python with torch> --concurrent 2 --out /tmp/train.md
     python benchmarks/bench_training.py --n-train 100 --epochs 1          # does it run?
 
 The last line printed is the median seconds per training epoch of the first variant (JAX).
@@ -74,6 +74,52 @@ def bench_jax(task: str, variant: str, epochs: int, n_train: int, seed: int = 0)
             "backend": jax.default_backend(), "jax": jax.__version__}
 
 
+def bench_concurrent(task: str, variant: str, workers: int, n_train: int) -> dict:
+    """``workers`` independent runs training one epoch at the same time (threads, as
+    ``runner.run_many`` does), against one run alone: the throughput a grid of runs gets."""
+    import threading
+
+    import jax
+
+    from softmax_stability.experiments import runner
+    from softmax_stability.experiments import tasks as tasks_mod
+    from softmax_stability.experiments.sf_model import init_params
+    from softmax_stability.experiments.training import TrainConfig, Trainer, _epoch_jit
+
+    cfg = runner.RunConfig(task=task, variant=variant, seed=0, n_train=n_train, n_val=1)
+    r = cfg.resolved()
+    data = tasks_mod.load_task(task, 0, n_train=n_train, n_val=1)
+    xt = tasks_mod.prepare_inputs(data.x_train, data.spec, r["variant"])
+    mc, _ = runner.model_config(cfg, xt.shape[1])
+    tc = TrainConfig(r["lr"], r["lr_decay"], r["batch_size"], r["clip"])
+    tr = Trainer(mc, tc, xt, data.y_train)
+    x, y = tr._data["train"]
+    states = []
+    for i in range(workers):
+        p = init_params(jax.random.PRNGKey(i), mc)
+        states.append([p, tr.init_opt(p)])
+    compiled = _epoch_jit.lower(mc, tc, tr.steps_per_epoch, *states[0], jax.random.PRNGKey(0), x, y).compile()
+
+    def epoch(i, e):
+        p, s, (loss, _) = compiled(*states[i], jax.random.PRNGKey(e), x, y)
+        jax.block_until_ready(loss)
+        states[i] = [p, s]
+
+    epoch(0, 0)  # warm-up
+    t0 = time.perf_counter()
+    epoch(0, 1)
+    alone = time.perf_counter() - t0
+    ths = [threading.Thread(target=epoch, args=(i, 2)) for i in range(workers)]
+    t0 = time.perf_counter()
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    together = time.perf_counter() - t0
+    return {"variant": r["variant"], "workers": workers, "alone_s": alone, "together_s": together,
+            "throughput_ratio": workers * alone / together}
+
+
 def bench_torch(python: str, variant: str, epochs: int, n_train: int, threads: int) -> dict | None:
     here = Path(__file__).resolve().parent / "torch_sf_baseline.py"
     with tempfile.TemporaryDirectory() as d:
@@ -108,6 +154,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-train", type=int, default=5000)
     ap.add_argument("--torch-python", help="python of an environment with torch (runs the baseline)")
     ap.add_argument("--torch-threads", type=int, default=0)
+    ap.add_argument("--concurrent", type=int, default=0,
+                    help="also time this many runs training at once (threads, as runner.run_many)")
     ap.add_argument("--out", help="write the markdown table here")
     args = ap.parse_args(argv)
     if args.epochs < 1 or args.n_train < 1:
@@ -132,6 +180,11 @@ def main(argv=None) -> int:
               + (f", torch {r['torch_median_s']:.3f} s/epoch" if "torch_median_s" in r else ""), file=sys.stderr)
         rows.append(r)
     md = table(rows, args)
+    if args.concurrent > 1:
+        c = bench_concurrent(args.task, variants[0], args.concurrent, args.n_train)
+        md += (f"\n{c['workers']} runs of {c['variant']} training one epoch at the same time (threads, as "
+               f"`runner.run_many`): {c['together_s']:.2f} s for all, against {c['alone_s']:.2f} s for one "
+               f"alone: {c['throughput_ratio']:.2f}x the throughput of running them one by one.\n")
     print(md)
     if args.out:
         from softmax_stability._io import atomic_write_text
