@@ -19,7 +19,7 @@ arguments + outputs; CPU has no device memory statistics).
 
 Usage::
 
-    python benchmarks/bench_attention.py --quick          # smoke run, writes RESULTS_attention.md
+    python benchmarks/bench_attention.py --quick          # smoke run (prints the table)
     python benchmarks/bench_attention.py                  # full sizes (run on a quiet machine)
 """
 
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small T, few repeats (checks it runs)")
     ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_attention.md")))
+    ap.add_argument("--out", help="also write the markdown table here (atomically); results go into RESULTS.md")
     ap.add_argument("--note", default="", help="a line added under the header (e.g. machine load)")
     args = ap.parse_args(argv)
     sizes = (128, 256) if args.quick else (512, 1024, 2048)
@@ -159,7 +159,10 @@ def main(argv=None) -> int:
         head.append(f"| {r['variant']} | {r['T']} | {r['ms']:.2f} | {r['ratio']:.2f}x | "
                     f"{r['compile_s']:.2f} | {mem} |")
     text = "\n".join(head) + "\n"
-    Path(args.out).write_text(text)
+    if args.out:
+        from softmax_stability._io import atomic_write_text
+
+        atomic_write_text(args.out, text)
     print(text)
     return 0
 

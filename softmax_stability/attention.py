@@ -13,7 +13,7 @@ grouped-query attention), or the same without the batch axis.
   GPU): a query temperature is folded into ``q`` and a value temperature into ``v``
   (anchors.md §5.6).
 * :func:`kth_largest` -- the per-row threshold of top-k attention, by one of three exact
-  methods chosen per backend by measurement (``benchmarks/RESULTS_attention.md``).
+  methods chosen per backend by measurement (``benchmarks/RESULTS.md``).
 * :func:`multi_head_attention`, :func:`selective_self_attention` -- layers over parameter
   pytrees (plain dicts), with an explicit key/value cache for chunked decoding at absolute
   positions.
