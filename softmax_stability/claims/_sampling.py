@@ -58,4 +58,6 @@ def ascend(objective: Callable[[jax.Array], jax.Array], x0: jax.Array, *, steps:
         v = objective(x)
         return jnp.where(v > bv, x, bx)
 
-    return jax.jit(jax.vmap(run))(x0)
+    from softmax_stability.claims._verify import verifier_compiler_options
+
+    return jax.jit(jax.vmap(run), compiler_options=verifier_compiler_options())(x0)

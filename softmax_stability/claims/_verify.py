@@ -87,9 +87,22 @@ def shard_batch(batch: dict[str, Any]) -> dict[str, Any]:
     return jax.tree_util.tree_map(lambda x: jax.device_put(jnp.asarray(x), sharding), batch)
 
 
+def verifier_compiler_options() -> dict[str, Any] | None:
+    """XLA options of the verifier's programs: on CPU, LLVM optimisation level 0.
+
+    Each claim program runs once or twice on small batches, so its compile time (80% of a cold
+    ``verify``) outweighs its run time; level 0 cut a cold run of the six slowest claims from 51 s
+    to 39 s, and all 50 claims from 101 s to 75 s, on 2 cores. It changes code generation only (no
+    fast-math); results moved at rounding level (largest seen: an identity ratio 1.0014 -> 1.0007
+    on an instance whose values, 3e-14, are at the claim's absolute tolerance).
+    """
+    return {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
+
+
 def _evaluate(claim: Claim, batches: Iterable[dict[str, Any]]):
     # bound and measure in one program: half the compilations, which dominate on CPU
-    both = jax.jit(jax.vmap(lambda prm: (jnp.asarray(claim.bound(prm)), jnp.asarray(claim.measure(prm)))))
+    both = jax.jit(jax.vmap(lambda prm: (jnp.asarray(claim.bound(prm)), jnp.asarray(claim.measure(prm)))),
+                   compiler_options=verifier_compiler_options())
     out = []
     for batch in batches:
         batch = shard_batch({k: jnp.asarray(v) for k, v in batch.items()})

@@ -74,7 +74,10 @@ def _adversarial_inputs(batch, n, gaps):
         A, _ = head_matrices({"wq": wq, "wk": wk, "wv": wv})
         return adversarial_tokens(A[0], n, gap=gap)
 
-    return jax.jit(jax.vmap(one))(batch["wq"], batch["wk"], batch["wv"], gaps)
+    from softmax_stability.claims._verify import verifier_compiler_options
+
+    return jax.jit(jax.vmap(one), compiler_options=verifier_compiler_options())(
+        batch["wq"], batch["wk"], batch["wv"], gaps)
 
 
 # ---------------------------------------------------------------------------------------------
