@@ -2,7 +2,7 @@
 
 For each claim and each batch of instances the bound and the measured value are computed with
 ``jax.jit(jax.vmap(...))`` in float64. The batch's leading axis is sharded over all local devices
-(a 1-D :class:`jax.sharding.Mesh` over ``jax.devices()``) when it divides evenly, so a machine with
+(a 1-D :class:`jax.sharding.Mesh` over ``jax.local_devices()``) when it divides evenly, so a machine with
 several accelerators (or ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) splits the sweep.
 
 The *ratio* reported per instance is oriented so that ``ratio <= 1`` means the claim holds:
@@ -27,7 +27,7 @@ import numpy as np
 
 from softmax_stability.claims._registry import Claim, all_claims, get
 
-__all__ = ["ClaimResult", "verify_claim", "verify", "format_table", "shard_batch", "load_proof_status"]
+__all__ = ["ClaimResult", "verify_claim", "verify", "default_verify_workers", "format_table", "shard_batch", "load_proof_status"]
 
 _RATIO_SAMPLE = 400  # ratios kept per claim for the bound_vs_autodiff figure
 
@@ -63,6 +63,7 @@ class ClaimResult:
 
 
 def _mesh():
+    # every device of every process: after jax.distributed.initialize a sweep spans all hosts
     devices = jax.devices()
     if len(devices) < 2:
         return None
@@ -70,10 +71,12 @@ def _mesh():
 
 
 def shard_batch(batch: dict[str, Any]) -> dict[str, Any]:
-    """Place a batch's leading (instance) axis across all local devices when it divides evenly.
+    """Place a batch's leading (instance) axis across all devices when it divides evenly.
 
-    On one device, or when the instance count does not divide by the device count, the batch is
-    returned unchanged (replicated computation gives the same numbers).
+    The devices are ``jax.devices()``: this machine's, or every host's after
+    ``jax.distributed.initialize`` (each process holds the same batch, drawn from the same key, and
+    places its own shards). On one device, or when the instance count does not divide by the
+    device count, the batch is returned unchanged (replicated computation gives the same numbers).
     """
     mesh = _mesh()
     if mesh is None:
@@ -82,9 +85,22 @@ def shard_batch(batch: dict[str, Any]) -> dict[str, Any]:
     leaves = jax.tree_util.tree_leaves(batch)
     if not leaves or any(np.ndim(x) == 0 or np.shape(x)[0] % n_dev for x in leaves):
         return batch
-    spec = jax.sharding.PartitionSpec("instances")
-    sharding = jax.sharding.NamedSharding(mesh, spec)
-    return jax.tree_util.tree_map(lambda x: jax.device_put(jnp.asarray(x), sharding), batch)
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("instances"))
+
+    def place(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    return jax.tree_util.tree_map(place, batch)
+
+
+def _to_host(x: jax.Array) -> np.ndarray:
+    """A (possibly multi-host) array as one NumPy array on every process."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        x = multihost_utils.process_allgather(x, tiled=True)
+    return np.asarray(x)
 
 
 def verifier_compiler_options() -> dict[str, Any] | None:
@@ -107,8 +123,8 @@ def _evaluate(claim: Claim, batches: Iterable[dict[str, Any]]):
     for batch in batches:
         batch = shard_batch({k: jnp.asarray(v) for k, v in batch.items()})
         b, m = both(batch)
-        b = np.asarray(b, dtype=np.float64).reshape(-1)
-        m = np.asarray(m, dtype=np.float64).reshape(-1)
+        b = _to_host(b).astype(np.float64).reshape(-1)
+        m = _to_host(m).astype(np.float64).reshape(-1)
         if b.shape != m.shape:
             raise ValueError(f"bound and measure shapes differ: {b.shape} vs {m.shape}")
         out.append((batch, b, m))
@@ -135,7 +151,7 @@ def _ratios_and_violations(claim: Claim, b: np.ndarray, m: np.ndarray):
 def _instance(batch: dict[str, Any], i: int) -> dict[str, Any]:
     inst = {}
     for k, v in batch.items():
-        x = np.asarray(v)[i]
+        x = _to_host(v)[i]
         inst[k] = x.tolist() if x.size <= 64 else f"<array shape {x.shape}>"
     return inst
 
@@ -223,47 +239,89 @@ def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
         )
 
 
+_INHERITED_CONFIG = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+
+
+def _init_worker(config: dict[str, Any]) -> None:
+    """A worker process takes the parent's JAX settings (x64, the persistent compilation cache)."""
+    jax.config.update("jax_enable_x64", True)
+    for name, value in config.items():
+        jax.config.update(name, value)
+
+
+def _verify_one_in_worker(claim_id: str, seed: int, adversary: bool,
+                          proof_status: dict[str, str] | None) -> ClaimResult:
+    """One claim in a worker process (module level so that ``spawn`` can pickle it)."""
+    import softmax_stability.claims  # noqa: F401  (registers every family)
+
+    return verify_claim(get(claim_id), seed=seed, adversary=adversary, proof_status=proof_status)
+
+
+def default_verify_workers(n_claims: int) -> int:
+    """Worker processes :func:`verify` uses by default: the CPU cores (at most 8) on the CPU backend.
+
+    One process on an accelerator (each process would reserve its own device memory), in a
+    multi-host run (workers would not belong to it), and for fewer than 4 claims (starting a
+    worker, about 3 s for the imports, would not pay off).
+    """
+    if jax.default_backend() != "cpu" or jax.process_count() > 1 or n_claims < 4:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8, n_claims))
+
+
 def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool = True,
            proof_status: dict[str, str] | None = None, progress: bool = True,
            workers: int | None = None) -> list[ClaimResult]:
     """Verify the claims with the given ids (all registered claims by default), in float64.
 
-    Claims run on ``workers`` threads (default: the number of CPU cores, at most 8). Each claim
-    draws from its own key, so the results do not depend on the number of workers or the order in
-    which claims finish. Measured gain is small (2 cores: 106 s -> 101 s cold) because tracing
-    holds the GIL; ``workers=1`` runs them in order.
+    Claims run in ``workers`` separate processes (default :func:`default_verify_workers`; ``1``
+    runs them in order in this process). Each claim draws from its own key, so the results do not
+    depend on the number of workers or the order in which claims finish. Processes, not threads:
+    a cold run is compile- and trace-bound, and tracing holds the GIL (threads gained 5% on 2
+    cores); worse, two threads running LAPACK-backed programs (``eigvalsh``) at once can deadlock
+    jaxlib 0.10.2's CPU runtime, both intra-op pool threads waiting in its batched-eigh kernel
+    for work queued behind them (seen in ``make run``; a 10-line reproduction hangs every time).
     """
     jax.config.update("jax_enable_x64", True)
     import softmax_stability.claims  # noqa: F401  (registers every family)
 
     claims = [get(i) for i in ids] if ids else all_claims()
     if workers is None:
-        workers = max(1, min(os.cpu_count() or 1, 8))
+        workers = default_verify_workers(len(claims))
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(claims), desc="verify", unit="claim", leave=False)
 
-    def one(c: Claim) -> ClaimResult:
-        r = verify_claim(c, seed=seed, adversary=adversary, proof_status=proof_status)
+    def done(r: ClaimResult) -> ClaimResult:
         if bar is not None:
-            bar.set_postfix_str(c.id)
+            bar.set_postfix_str(r.id)
             bar.update(1)
         return r
 
     try:
         if workers == 1 or len(claims) <= 1:
-            results = [one(c) for c in claims]
-        else:
-            from concurrent.futures import ThreadPoolExecutor
+            return [done(verify_claim(c, seed=seed, adversary=adversary, proof_status=proof_status))
+                    for c in claims]
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-                results = list(pool.map(one, claims))
+        # spawn: forking a process whose XLA runtime has started threads is unsafe
+        ctx = multiprocessing.get_context("spawn")
+        config = {name: getattr(jax.config, name) for name in _INHERITED_CONFIG
+                  if getattr(jax.config, name, None) is not None}
+        with ProcessPoolExecutor(max_workers=min(workers, len(claims)), mp_context=ctx,
+                                 initializer=_init_worker, initargs=(config,)) as pool:
+            futures = {pool.submit(_verify_one_in_worker, c.id, seed, adversary, proof_status): c.id
+                       for c in claims}
+            by_id = {futures[f]: done(f.result()) for f in as_completed(futures)}
+        return [by_id[c.id] for c in claims]
     finally:
         if bar is not None:
             bar.close()
-    return results
 
 
 def format_table(results: Sequence[ClaimResult]) -> str:
