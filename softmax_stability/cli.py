@@ -75,6 +75,8 @@ def cmd_verify(args, ap) -> int:
     wall = time.perf_counter() - t0
     print(format_table(results))
     print(f"verify: {wall:.1f}s on {jax.default_backend()} ({len(jax.devices())} device(s)), seed {args.seed}")
+    if jax.process_index() != 0:  # multi-host: every process holds the same results; one writes them
+        return 0 if all(r.verdict == "pass" for r in results) else 1
     path = atomic_write_json(out / "verification.json", {
         "seed": args.seed, "wall_time_s": wall, "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()], "jax_version": jax.__version__,

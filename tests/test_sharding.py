@@ -91,3 +91,52 @@ def test_experiment_grid_over_four_devices_equals_one_by_one(tmp_path):
         {k: (v if k != "epoch_seconds" else four["history"][i][k]) for k, v in h.items()}
         for i, h in enumerate(one["history"])]
     assert four["stats"] == one["stats"]
+
+
+MULTIHOST_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import jax
+    pid, port = int(sys.argv[1]), sys.argv[2]
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2, process_id=pid)
+    from softmax_stability.claims import get
+    from softmax_stability.claims._verify import verify_claim, shard_batch
+    import jax.numpy as jnp
+    b = shard_batch({"z": jnp.zeros((8, 3))})
+    out = {"devices": len(jax.devices()), "local": len(jax.local_devices()),
+           "shards": len(b["z"].sharding.device_set), "results": {}}
+    for cid in sys.argv[3:]:
+        r = verify_claim(get(cid), seed=3)
+        out["results"][cid] = {"max_ratio": r.max_ratio, "median_ratio": r.median_ratio,
+                               "instances": r.instances, "verdict": r.verdict}
+    print(json.dumps(out))
+""")
+
+
+def test_sweep_over_two_processes_equals_single_process():
+    # two processes joined by jax.distributed (CPU collectives over gloo) stand in for two hosts
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = str(s.getsockname()[1])
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    procs = [subprocess.Popen([sys.executable, "-c", MULTIHOST_SCRIPT, str(pid), port, *CLAIMS], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
+    outs = []
+    for p in procs:
+        try:
+            stdout, stderr = p.communicate(timeout=300)
+        finally:
+            p.kill()
+        assert p.returncode == 0, stderr[-2000:]
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    one = _run(1)
+    for o in outs:
+        assert o["devices"] == 2 and o["local"] == 1 and o["shards"] == 2  # one batch over both hosts
+        for cid in CLAIMS:
+            a, b = one["results"][cid], o["results"][cid]
+            assert a["instances"] == b["instances"] and a["verdict"] == b["verdict"] == "pass"
+            assert b["max_ratio"] == pytest.approx(a["max_ratio"], rel=1e-12, abs=0)
+            assert b["median_ratio"] == pytest.approx(a["median_ratio"], rel=1e-12, abs=0)
