@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# one stamp per device, so that DEVICE=gpu adds the cuda extra to an existing venv
+STAMP := $(VENV)/.installed-$(DEVICE)
 PROFILE ?= quick
 DEVICE ?= cpu
 EXTRAS := test
