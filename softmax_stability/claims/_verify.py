@@ -278,9 +278,9 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
     runs them in order in this process). Each claim draws from its own key, so the results do not
     depend on the number of workers or the order in which claims finish. Processes, not threads:
     a cold run is compile- and trace-bound, and tracing holds the GIL (threads gained 5% on 2
-    cores); worse, two threads running LAPACK-backed programs (``eigvalsh``) at once can deadlock
-    jaxlib 0.10.2's CPU runtime, both intra-op pool threads waiting in its batched-eigh kernel
-    for work queued behind them (seen in ``make run``; a 10-line reproduction hangs every time).
+    cores, processes 20%: 75 s -> 60 s for 50 claims). Processes also keep claims from sharing
+    XLA's CPU runtime: with threads, one ``make run`` hung with two threads inside batched
+    ``eigvalsh`` programs (a hang not reproduced in isolation since, so treat it as unconfirmed).
     """
     jax.config.update("jax_enable_x64", True)
     import softmax_stability.claims  # noqa: F401  (registers every family)
