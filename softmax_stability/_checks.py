@@ -73,32 +73,46 @@ def check_axis(axis: Any, ndim: int, name: str = "axis") -> int:
 
 
 def check_int_in_range(value: Any, name: str, lo: int, hi: int | None = None) -> int:
-    """``value`` must be an integer (Python or NumPy, not bool) with ``lo <= value <= hi``."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            raise TypeError(f"{name} must be an int, got the float {value!r}")
-        raise TypeError(f"{name} must be an int, got {value!r}")
+    """``value`` must be an integer (Python or NumPy, not bool) with ``lo <= value <= hi``.
+
+    A real number that is not of an integer type (``2.5``, ``2.0``, ``nan``, a ``Fraction``) is a
+    value outside the allowed set: ``ValueError`` naming the range. A bool (a flag passed where a
+    count is meant) or a non-numeric value (a string, ``None``, a complex number) is a
+    ``TypeError``.
+    """
+    rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int {rng}, got the bool {value!r}")
+    if not isinstance(value, (numbers.Integral, np.integer)):
+        if isinstance(value, (numbers.Real, np.floating)):
+            raise ValueError(f"{name} must be an integer {rng}, got {value!r} "
+                             f"(a {type(value).__name__}, not an int)")
+        raise TypeError(f"{name} must be an int {rng}, got {value!r}")
     value = int(value)
     if value < lo or (hi is not None and value > hi):
-        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be in {rng}, got {value}")
+        raise ValueError(f"{name} must be {rng}, got {value}")
     return value
 
 
 def check_positive_finite(value: Any, name: str) -> Any:
-    """Scalar or array parameter that must be finite and > 0 (checked when concrete)."""
+    """Scalar or array parameter that must be finite and > 0 (checked when concrete).
+
+    Non-finite or non-positive real values raise ``ValueError`` (range ``(0, inf)``); a
+    non-real value (string, bool, complex, object) raises ``TypeError``.
+    """
     if isinstance(value, jax.core.Tracer):
         return value
     arr = np.asarray(value)
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise TypeError(f"{name} must be a positive real number, got {value!r}")
     if arr.size and (not np.all(np.isfinite(arr)) or not np.all(arr > 0)):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+        raise ValueError(f"{name} must be finite and > 0 (in (0, inf)), got {value!r}")
     return value
 
 
 def check_in_closed_interval(value: Any, name: str, lo: float, hi: float) -> float:
-    """Python scalar in ``[lo, hi]``."""
+    """Python scalar in ``[lo, hi]``: a real value outside it (or NaN/inf) raises ``ValueError``
+    naming the interval; a traced or non-real value raises ``TypeError``."""
     if isinstance(value, jax.core.Tracer):
         raise TypeError(f"{name} must be a static Python number, not a traced value")
     try:

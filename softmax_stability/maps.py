@@ -256,21 +256,56 @@ def _along(fn: Callable[[jax.Array], jax.Array], x: jax.Array, axis: int) -> jax
     return jnp.moveaxis(fn(jnp.moveaxis(x, axis, -1)), -1, axis)
 
 
+def _constant_along(beta_shape: tuple[int, ...], ndim: int, axis: int) -> bool:
+    """Whether a ``beta`` of this (static) shape, broadcast against ``z``, is constant along ``axis``."""
+    padded = (1,) * (ndim - len(beta_shape)) + tuple(beta_shape)
+    return padded[axis] == 1
+
+
+def _scaled_logits(x: jax.Array, beta: Any, axis: int, attended: jax.Array | None = None) -> jax.Array:
+    r"""The logits :math:`\beta z`, shifted by :math:`\beta m` (``m`` = row max of ``z``) when that is exact.
+
+    Softmax is shift invariant, so with ``beta`` constant along the row
+    :math:`\beta(z - m)` gives the same map, and it never overflows to ``+inf`` where
+    :math:`\beta z` would (``z = (1e308, 0.5e308)``, ``beta = 10``: both products are
+    ``+inf`` and the ``+inf`` rule would split the mass). ``m`` is the max over the attended
+    finite entries (0 if there is none), so ``+inf``/``-inf``/``NaN`` keep their meaning.
+    It is a constant for differentiation (``stop_gradient``): the map does not depend on it.
+    A ``beta`` that varies along the row admits no common shift; then the logits are
+    :math:`\beta z` as given.
+    """
+    b = jnp.asarray(beta).astype(x.dtype)
+    if not _constant_along(b.shape, x.ndim, axis):
+        return b * x
+    ok = jnp.isfinite(x) if attended is None else jnp.isfinite(x) & attended
+    m = jnp.max(jnp.where(ok, x, -jnp.inf), axis=axis, keepdims=True)
+    m = lax.stop_gradient(jnp.where(m > -jnp.inf, m, jnp.zeros_like(m)))
+    # x/2 - m/2 cannot overflow (x - m can: x = -1e308, m = 1e308), and halving is exact in the
+    # normal range, so (b*d)*2 rounds exactly as b*(x - m) would; an overflow of (b*d)*2 to -inf
+    # is then a true weight of 0 (e^{-1.8e308})
+    return (b * (x / 2 - m / 2)) * 2
+
+
 @functools.partial(jax.jit, static_argnames=("axis",))
 def _softmax_jit(x, beta, where, axis):
-    logits = jnp.asarray(beta).astype(x.dtype) * x
-    if where is not None:
-        logits = jnp.where(jnp.broadcast_to(where, x.shape), logits, -jnp.inf)
+    attended = None if where is None else jnp.broadcast_to(where, x.shape)
+    logits = _scaled_logits(x, beta, axis, attended)
+    if attended is not None:
+        logits = jnp.where(attended, logits, -jnp.inf)
     return _along(_softmax_last, logits, axis)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "axis"))
 def _topk_softmax_jit(x, beta, k, axis):
-    logits = jnp.moveaxis(jnp.asarray(beta).astype(x.dtype) * x, axis, -1)
-    if k < logits.shape[-1]:
-        selected = _topk_mask_last(jnp.moveaxis(x, axis, -1), k)  # selection on z itself
-        logits = jnp.where(selected, logits, -jnp.inf)
-    return jnp.moveaxis(_softmax_last(logits), -1, axis)
+    logits = _scaled_logits(x, beta, axis)
+    if k < x.shape[axis]:
+        # select on beta*z: with beta constant along the row (beta > 0) that is the order of z
+        # itself, used as is (no rounding or overflow of the product can create ties)
+        b = jnp.asarray(beta).astype(x.dtype)
+        key = x if _constant_along(b.shape, x.ndim, axis) else logits
+        selected = _topk_mask_last(jnp.moveaxis(key, axis, -1), k)
+        logits = jnp.where(jnp.moveaxis(selected, -1, axis), logits, -jnp.inf)
+    return _along(_softmax_last, logits, axis)
 
 
 @functools.partial(jax.jit, static_argnames=("axis",))
@@ -300,9 +335,18 @@ def softmax(z: Any, axis: int = -1, *, beta: Any = 1.0, where: Any = None) -> ja
         \sigma_\beta(z)_i = \frac{m_i\, e^{\beta z_i}}{\sum_j m_j\, e^{\beta z_j}}, \qquad
         \frac{\partial \sigma_\beta}{\partial z} = \beta\,\big(\operatorname{diag}(p) - pp^\top\big),
 
-    with :math:`m` the mask (all ones when ``where`` is None). Computed with max subtraction;
-    the derivative is a ``custom_jvp`` applying :math:`\beta(p\odot t - p\,(p^\top t))`, so it is
-    finite also for masked rows and ``+inf`` logits. Special values follow the module
+    with :math:`m` the mask (all ones when ``where`` is None). Computed with max subtraction
+    *before* the temperature when ``beta`` is constant along ``axis`` (a scalar, or one value per
+    row): the logits are :math:`\beta(z - \max_j z_j)`, so :math:`\beta z` may exceed the float
+    range (``softmax([1e308, 0.5e308], beta=10)`` is ``[1, 0]``, not the ``+inf`` tie
+    ``[0.5, 0.5]``). A ``beta`` that varies along ``axis`` scales each logit separately; then
+    :math:`\beta_i z_i` must be representable (an overflow to ``+inf`` counts as a ``+inf``
+    logit). The derivative is a ``custom_jvp`` applying
+    :math:`\beta(p\odot t - p\,(p^\top t))`, so it is
+    finite also for masked rows and ``+inf`` logits; the derivative in ``beta`` is
+    :math:`(\operatorname{diag}p - pp^\top)(z - \max z)`, whose tangent :math:`z - \max z`
+    overflows only if the row spans more than the float range with entries of nonzero weight
+    (which needs :math:`\beta\lesssim 700/\text{float max}`). Special values follow the module
     conventions: masked and ``-inf`` entries get 0, a fully masked row gives zeros (zero
     gradient), ``+inf`` entries share the mass equally, ``NaN`` makes the row ``NaN``.
 
@@ -314,7 +358,8 @@ def softmax(z: Any, axis: int = -1, *, beta: Any = 1.0, where: Any = None) -> ja
         z: logits, any shape with at least one dimension; integers are promoted.
         axis: the axis to normalise over (an int).
         beta: inverse temperature, finite and ``> 0``; a scalar or an array broadcastable to
-            ``z.shape`` (e.g. one value per row). Cast to ``z``'s dtype.
+            ``z.shape`` (e.g. one value per row, which keeps the overflow-free path above).
+            Cast to ``z``'s dtype.
         where: optional boolean mask broadcastable to ``z.shape``; ``True`` = attend.
 
     Returns:
@@ -331,6 +376,8 @@ def softmax(z: Any, axis: int = -1, *, beta: Any = 1.0, where: Any = None) -> ja
          [1. 0.]]
         >>> print(softmax(jnp.array([jnp.inf, 0.0, jnp.inf])))
         [0.5 0.  0.5]
+        >>> print(softmax(jnp.array([3e38, 1.5e38]), beta=10.0))  # beta*z overflows, beta*(z - max z) does not
+        [1. 0.]
     """
     x, axis = _prepare(z, axis)
     beta = _check_beta(beta, x)
@@ -345,7 +392,12 @@ def topk_softmax(z: Any, k: int, axis: int = -1, *, beta: Any = 1.0) -> jax.Arra
     .. math::
         \xi_h(z)_i = \frac{[i\in T_k(z)]\, e^{\beta z_i}}{\sum_{j\in T_k(z)} e^{\beta z_j}},
 
-    where :math:`T_k(z)` holds the indices of the ``k`` largest entries of ``z`` along ``axis``.
+    where :math:`T_k(z)` holds the indices of the ``k`` largest logits :math:`\beta z` along
+    ``axis``. With ``beta`` constant along ``axis`` (a scalar or one value per row) that is the
+    order of ``z`` itself, which is what is used (exact: no rounding or overflow of
+    :math:`\beta z` can create ties), and the logits are shifted by the row max before the
+    temperature as in :func:`softmax`; a ``beta`` that varies along ``axis`` selects on the
+    products :math:`\beta_i z_i`.
     Ties are broken towards the **lower index** (deterministic; see
     :func:`softmax_stability.masks.topk_mask`, which defines the selection; ``NaN`` counts as
     the largest value, so a ``NaN`` logit makes its row ``NaN``; with more than ``k`` ``+inf``
@@ -361,9 +413,11 @@ def topk_softmax(z: Any, k: int, axis: int = -1, *, beta: Any = 1.0) -> jax.Arra
 
     Args:
         z: logits, any shape with at least one dimension; integers are promoted.
-        k: number of logits kept per row, an int ``>= 1`` (not bool or float).
+        k: number of logits kept per row, an int ``>= 1``; another real number (``2.5``,
+            ``2.0``) raises ``ValueError`` naming the range, a bool or non-number ``TypeError``.
         axis: the axis to normalise over.
-        beta: inverse temperature, finite and ``> 0``, scalar or broadcastable to ``z.shape``.
+        beta: inverse temperature, finite and ``> 0``, scalar or broadcastable to ``z.shape``
+            (selection on :math:`\beta z`, see above).
 
     Returns:
         Array of ``z``'s shape and dtype with exactly ``min(k, n)`` selected entries per row

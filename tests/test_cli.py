@@ -30,6 +30,61 @@ def test_verify_subset_writes_json(tmp_path, capsys):
     assert "J5-softmax-one-norm" in capsys.readouterr().out
 
 
+def _register_test_claim(claim_id, measure):
+    """A claim registered for one test (sqrt(x) <= x fails on (0, 1); a raising measure is an ERROR)."""
+    import jax.numpy as jnp
+
+    from softmax_stability.claims import Claim, register
+
+    return register(Claim(
+        id=claim_id, family="test", statement="measure <= x", source="tests/test_cli.py", kind="upper",
+        bound=lambda p: p["x"], measure=measure, sample=lambda key: [{"x": jnp.linspace(0.0, 1.0, 11)}],
+        numeric_only_reason="a deliberately false claim for the exit-status test"))
+
+
+@pytest.fixture
+def scratch_claims():
+    """Yields a registering function; every claim it registered is removed afterwards."""
+    from softmax_stability.claims import _registry
+
+    ids = []
+
+    def add(claim_id, measure):
+        ids.append(claim_id)
+        return _register_test_claim(claim_id, measure)
+
+    yield add
+    for i in ids:
+        _registry._REGISTRY.pop(i, None)
+    assert not set(ids) & {c.id for c in _registry.all_claims()}
+
+
+def _boom(p):
+    raise RuntimeError("measurement failed")
+
+
+@pytest.mark.parametrize("measure,verdict", [(lambda p: p["x"] ** 0.5, "VIOLATED"), (_boom, "ERROR")],
+                         ids=["violated", "error"])
+def test_verify_exits_nonzero_when_a_claim_fails(scratch_claims, tmp_path, capsys, measure, verdict):
+    from softmax_stability.claims import all_claims
+
+    bad = "ZZ-test-false-claim"
+    scratch_claims(bad, measure)
+    # one claim: verify runs it in this process, where it is registered
+    rc = main(["verify", bad, "--out", str(tmp_path), "--no-progress"])
+    assert rc == 1
+    captured = capsys.readouterr()
+    assert f"verify FAILED for: {bad}" in captured.err
+    assert verdict in captured.out
+    data = json.loads((tmp_path / "verification.json").read_text())
+    assert [(r["id"], r["verdict"]) for r in data["results"]] == [(bad, verdict)]
+    if verdict == "VIOLATED":
+        assert data["results"][0]["violations"] == 9 and data["results"][0]["max_ratio"] > 1
+    # the same command on a true claim exits 0 (the status reflects the verdict, not the command)
+    assert main(["verify", "J5-softmax-one-norm", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert bad in [c.id for c in all_claims()]  # still registered here; the fixture removes it
+
+
 def test_verify_unknown_claim_lists_valid(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["verify", "no-such-claim", "--out", str(tmp_path)])

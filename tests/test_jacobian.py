@@ -18,11 +18,13 @@ and 1e-5 (float32), far above the ~1e-16 / 1e-7 observed, far below any algorith
 
 from __future__ import annotations
 
+import bisect
 import decimal
 import doctest
 import itertools
 import math
 import warnings
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
@@ -117,6 +119,98 @@ def mp_dense_top(p, dps=40):
 def rel_err(x, ref):
     x = float(x)
     return abs(x - ref) / abs(ref) if ref != 0 else abs(x)
+
+
+def _mp_jacobian(p):
+    """diag(p) - pp^T of the stored floats (converted exactly), at the working precision."""
+    q = [mp.mpf(float(x)) for x in p]
+    return [[(q[i] if i == j else 0) - q[i] * q[j] for j in range(len(q))] for i in range(len(q))]
+
+
+@mp.workdps(40)
+def mp_frobenius(p):
+    """sqrt(sum_ij J_ij^2) of the dense matrix, 40 digits."""
+    return float(mp.sqrt(mp.fsum(x * x for row in _mp_jacobian(p) for x in row)))
+
+
+@mp.workdps(40)
+def mp_one_norm(p):
+    """Largest absolute column sum of the dense matrix, 40 digits."""
+    J = _mp_jacobian(p)
+    return float(max(mp.fsum(abs(J[i][j]) for i in range(len(J))) for j in range(len(J))))
+
+
+@mp.workdps(40)
+def mp_inf_to_one_signs(p):
+    """max over sign vectors s of ||J s||_1 (the definition), 40 digits; zero entries of p give
+    zero rows and columns, so only the signs on the support are enumerated (s and -s alike)."""
+    nz = [float(x) for x in p if x != 0]
+    if not nz:
+        return 0.0
+    J = _mp_jacobian(nz)
+    k = len(nz)
+    best = mp.mpf(0)
+    for signs in itertools.product((-1, 1), repeat=k - 1):
+        s = (1,) + signs
+        best = max(best, mp.fsum(abs(mp.fsum(J[i][j] * s[j] for j in range(k))) for i in range(k)))
+    return float(best)
+
+
+def inf_to_one_exact(p):
+    """||J||_{inf->1} = max_S [T(1-T) + 4 p(S)(T - p(S))] = T - min_S (2 p(S) - T)^2, T = sum p, in
+    exact integer arithmetic: every float64 is an integer multiple of 2^-1074, so the entries become
+    integers in units of 2^-1100; all subset sums of each half (meet in the middle), the best pair
+    by bisection, and the exact rational result rounded once to float. Independent of the
+    library's floating-point search (and of NumPy)."""
+    unit = 2**1100
+    v = []
+    for x in p:
+        if x != 0:
+            num, den = float(x).as_integer_ratio()
+            v.append(num * (unit // den))
+    T = sum(v)
+
+    def subset_sums(xs):
+        out = [0]
+        for x in xs:
+            out = out + [s + x for s in out]
+        return out
+
+    h = len(v) // 2
+    A = subset_sums(v[:h])
+    B2 = sorted(2 * b for b in subset_sums(v[h:]))
+    best = None
+    for a in A:
+        target = T - 2 * a  # minimise |2b - target|
+        i = bisect.bisect_left(B2, target)
+        for j in (i - 1, i):
+            if 0 <= j < len(B2):
+                d = abs(B2[j] - target)
+                best = d if best is None or d < best else best
+    return float(Fraction(T * unit - best * best, unit * unit))
+
+
+@mp.workdps(40)
+def mp_eigenvalues(p):
+    """Ascending eigenvalues of diag(p) - pp^T by mpmath's dense symmetric solver at 40 digits
+    (on the support; each zero entry contributes an exact eigenvalue 0)."""
+    nz = [float(x) for x in p if x != 0]
+    ev = [mp.mpf(0)] * (len(p) - len(nz))
+    if len(nz) == 1:
+        q = mp.mpf(nz[0])
+        ev.append(q - q * q)
+    elif nz:
+        M = mp.matrix(_mp_jacobian(nz))
+        e = mp.eigsy(M, eigvals_only=True)
+        ev += [e[i] for i in range(len(nz))]
+    return np.sort(np.array([float(x) for x in ev]))
+
+
+def plain_softmax(x):
+    """exp / sum in jnp with no custom derivative rule (jax.nn.softmax has a custom_jvp applying
+    the closed form p*t - p (p.t), so jacfwd through it would check the formula against itself)."""
+    e = jnp.exp(x - jax.lax.stop_gradient(jnp.max(x, axis=-1, keepdims=True)))
+    return e / jnp.sum(e, axis=-1, keepdims=True)
 
 
 def softmax_np(z):
@@ -239,6 +333,75 @@ def test_spectral_norm_large_n_against_reference():
     assert rel_err(jac.spectral_norm(p32), ref32) <= 1e-5
 
 
+def test_inf_to_one_exact_reference_matches_sign_vector_definition():
+    # the exact subset-form reference agrees with the definition max_s ||J s||_1 (40-digit mpmath)
+    for name in ["near_tie_1e-12", "exact_top_tie", "dominant_1e-15", "tiny_mixed", "sub_stochastic",
+                 "random_sparse", "second_place_tie_1e-13"]:
+        p = flush(HARD[name], F64_TINY)
+        assert rel_err(inf_to_one_exact(p), mp_inf_to_one_signs(p)) <= 1e-15, name
+
+
+# The eigenvalue solver is accurate in absolute terms (a few ulps of p_(1), see `eigenvalues`):
+# 4 eps p_(1) is checked; observed <= 2.3e-16 p_(1) (float64) and 7.5e-8 p_(1) (float32).
+_EIG_ATOL = {np.float64: 4 * np.finfo(np.float64).eps, np.float32: 4 * np.finfo(np.float32).eps}
+
+
+@pytest.mark.parametrize("dtype,tiny,rtol", [(np.float64, F64_TINY, 1e-12), (np.float32, F32_TINY, 1e-5)])
+def test_other_norms_and_eigenvalues_hard_cases_against_mpmath(dtype, tiny, rtol):
+    # References from the stored values (float32 ones exactly, subnormals flushed as XLA does):
+    # 40-digit mpmath sums over the dense matrix, the exact inf->1 value, mpmath eigsy.
+    names = list(HARD)
+    P = np.stack([_pad(HARD[k]) for k in names]).astype(dtype)
+    fro, one, i21, eig = (np.asarray(f(P)) for f in (jac.frobenius_norm, jac.one_norm, jac.inf_to_one_norm,
+                                                      jac.eigenvalues))
+    assert fro.dtype == one.dtype == i21.dtype == eig.dtype == dtype
+    for k, row, f, o, i, e in zip(names, P, fro, one, i21, eig):
+        p = flush(row, tiny)
+        assert rel_err(f, mp_frobenius(p)) <= rtol, (k, "frobenius")
+        assert rel_err(o, mp_one_norm(p)) <= rtol, (k, "one_norm")
+        assert rel_err(i, inf_to_one_exact(p)) <= rtol, (k, "inf_to_one")
+        ref = mp_eigenvalues(p)
+        top = p.max()
+        assert np.max(np.abs(e.astype(np.float64) - ref)) <= _EIG_ATOL[dtype] * top, (k, "eigenvalues")
+        assert rel_err(e[-1], secular_top_ref(p)) <= rtol, (k, "largest eigenvalue")
+
+
+@pytest.mark.parametrize("dtype,tiny,rtol", [(np.float64, F64_TINY, 1e-12), (np.float32, F32_TINY, 1e-5)])
+def test_other_norms_and_eigenvalues_n1_n2_against_mpmath(dtype, tiny, rtol):
+    rows = [np.array([1.0]), np.array([0.3]), np.array([1e-300]), np.array([0.5, 0.5]), np.array([0.9, 0.1]),
+            np.array([1 - 1e-9, 1e-9]), np.array([1 - 1e-15, 1e-15]), np.array([0.3, 0.2])]
+    for row in rows:
+        row = row.astype(dtype)
+        p = flush(row, tiny)
+        checks = {"frobenius": (jac.frobenius_norm, mp_frobenius(p)), "one_norm": (jac.one_norm, mp_one_norm(p)),
+                  "inf_to_one": (jac.inf_to_one_norm, inf_to_one_exact(p))}
+        for what, (f, ref) in checks.items():
+            assert rel_err(f(row), ref) <= rtol, (row, what)
+        ref = mp_eigenvalues(p)
+        e = np.asarray(jac.eigenvalues(row), dtype=np.float64)
+        assert np.max(np.abs(e - ref)) <= _EIG_ATOL[dtype] * p.max(), (row, "eigenvalues")
+        assert rel_err(e[-1], ref[-1]) <= rtol, (row, "largest eigenvalue")
+
+
+def test_frobenius_one_norm_large_n_against_mpmath():
+    # O(n) references for n = 1e5: the textbook ||J||_F^2 = sum p^2 - 2 sum p^3 + (sum p^2)^2 (exact
+    # for any p; its cancellation is harmless at 60 digits) and the column sums
+    # p_j |1 - p_j| + p_j (T - p_j), T = sum p, at 40 digits
+    rng = np.random.default_rng(3)
+    p64 = softmax_np(3.0 * rng.standard_normal(100_000))
+    for p, tiny, rtol in ((p64, F64_TINY, 1e-12), (p64.astype(np.float32), F32_TINY, 1e-5)):
+        q = flush(p, tiny)
+        with mp.workdps(60):
+            m = [mp.mpf(float(x)) for x in q]
+            s2 = mp.fsum(x * x for x in m)
+            s3 = mp.fsum(x**3 for x in m)
+            fro = float(mp.sqrt(s2 - 2 * s3 + s2 * s2))
+            T = mp.fsum(m)
+            one = float(max(x * (abs(1 - x) + (T - x)) for x in m))
+        assert rel_err(jac.frobenius_norm(p), fro) <= rtol
+        assert rel_err(jac.one_norm(p), one) <= rtol
+
+
 # --------------------------------------------------------------------------------------
 # cross-checks against dense linear algebra and autodiff
 # --------------------------------------------------------------------------------------
@@ -345,6 +508,67 @@ def test_inf_to_one_exact_at_n20_against_full_enumeration():
         assert abs(g - best) < 1e-14
 
 
+def _near_partition_row(n, seed):
+    """A row whose best subset mass is within ~1e-9 of 1/2 but, generically, not equal to it:
+    integer weights A | B | (sum A - sum B) (a perfect partition), then 1e-9 relative noise."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, 1000, size=n // 2)
+    b = rng.integers(1, 1000, size=n - n // 2 - 1)
+    if a.sum() <= b.sum():
+        a[0] += b.sum() - a.sum() + 1
+    w = np.concatenate([a, b, [a.sum() - b.sum()]]).astype(float)
+    w *= 1 + 1e-9 * rng.standard_normal(n)
+    return w / w.sum()
+
+
+@pytest.mark.parametrize("n", [21, 22, 23, 24])
+def test_inf_to_one_exact_up_to_n24_against_exact_reference(n):
+    # the library enumerates up to INF_TO_ONE_EXACT_MAX_N = 24 by a float meet in the middle; the
+    # reference is the exact integer subset search of `inf_to_one_exact` (and, for n <= 22, all
+    # 2^n subset sums in NumPy as in the n = 20 test). Both sides are values near 1 with
+    # d/dP [4P(T - P)] = 0 at the optimum, so float subset sums barely move the result: rel 1e-13.
+    assert n <= jac.INF_TO_ONE_EXACT_MAX_N
+    P = np.stack([*dirichlet_batch(200 + n, n, 2, conc=(0.5, 3.0)), _near_partition_row(n, n),
+                  np.concatenate([[0.3, 0.25], 0.45 * dirichlet_batch(n, n - 2, 1)[0]])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # exact range: no warning
+        got = np.asarray(jac.inf_to_one_norm(P))
+    lo, up = (np.asarray(v) for v in jac.inf_to_one_norm(P, return_bounds=True))
+    np.testing.assert_array_equal(lo, up)
+    for p, g in zip(P, got):
+        ref = inf_to_one_exact(p)
+        assert rel_err(g, ref) <= 1e-13, (n, g, ref)
+        if n <= 22:
+            sums = np.zeros(1)
+            for x in p:
+                sums = np.concatenate([sums, sums + x])
+            T = p.sum()
+            assert abs(np.max(4 * sums * (T - sums)) + T * (1 - T) - ref) <= 1e-14
+
+
+def test_inf_to_one_beyond_n24_brackets_the_exact_value():
+    # n = 30 > 24: the certified bracket must contain the exact value, computed here by the exact
+    # integer search over the support (20 nonzeros for most rows, all 30 for the last two)
+    rng = np.random.default_rng(9)
+    rows = []
+    for conc in (0.3, 1.0, 5.0):
+        p = np.zeros(30)
+        p[rng.choice(30, 20, replace=False)] = rng.dirichlet(np.full(20, conc))
+        rows.append(p)
+    rows.append(np.concatenate([_near_partition_row(20, 3), np.zeros(10)]))
+    rows.append(np.concatenate([[0.55], 0.45 * rng.dirichlet(np.ones(29))]))  # p_(1) >= 1/2: exact
+    rows.append(rng.dirichlet(np.full(30, 0.2)))
+    P = np.stack(rows)
+    lo, up = (np.asarray(v) for v in jac.inf_to_one_norm(P, return_bounds=True))
+    exact = np.array([inf_to_one_exact(p) for p in P])
+    # lower is the value of an explicit subset computed in floats: <= exact up to rounding
+    assert np.all(lo <= exact * (1 + 1e-14)), (lo, exact)
+    assert np.all(exact <= up * (1 + 1e-14)), (exact, up)
+    assert lo[4] == up[4] and rel_err(lo[4], exact[4]) <= 1e-13  # the dominant row is exact
+    # the bracket is informative: not every lower bound is already the exact value
+    assert np.any(exact - lo > 1e-6), exact - lo
+
+
 def test_inf_to_one_large_n_bounds_and_warning():
     n = 30
     rng = np.random.default_rng(5)
@@ -376,7 +600,7 @@ def test_softmax_jacobian_matches_jacfwd():
     Z = rng.standard_normal((8, 5))
     beta = np.linspace(0.5, 4.0, 8)
     J = jac.softmax_jacobian(softmax_np(beta[:, None] * Z), beta=beta)
-    auto = jax.vmap(jax.jacfwd(lambda x, b: jax.nn.softmax(b * x)))(jnp.asarray(Z), jnp.asarray(beta))
+    auto = jax.vmap(jax.jacfwd(lambda x, b: plain_softmax(b * x)))(jnp.asarray(Z), jnp.asarray(beta))
     np.testing.assert_allclose(J, auto, atol=1e-15)
 
 
@@ -388,7 +612,7 @@ def test_topk_jacobian_matches_jacfwd_of_masked_softmax():
     beta = 2.0
 
     def topk(x):
-        return jax.nn.softmax(beta * jnp.where(sel, x, -jnp.inf))
+        return plain_softmax(beta * jnp.where(sel, x, -jnp.inf))
 
     p = np.asarray(jax.jit(topk)(jnp.asarray(z)))
     auto = jax.jit(jax.jacfwd(topk))(jnp.asarray(z))
@@ -441,6 +665,26 @@ def test_sparsemax_and_entmax_jacobians_match_finite_differences():
     np.testing.assert_array_equal(jac.entmax_jacobian(p, 2), jac.sparsemax_jacobian(p))
     Js = np.asarray(jac.sparsemax_jacobian(p))
     np.testing.assert_allclose(Js @ Js, Js, atol=1e-15)  # a projector
+
+
+def test_entmax_as_softmax_reproduces_the_entmax_jacobian_and_its_norms():
+    P = dirichlet_batch(31, 5, 8)
+    P[:3, 3:] = 0.0  # sparse supports
+    P[5, 1:] = 0.0  # support of size 1
+    P /= P.sum(-1, keepdims=True)
+    S = _sign_vectors(5)
+    for alpha in (1.0, 1.25, 1.5, 2.0):
+        q, sigma = (np.asarray(v) for v in jac.entmax_as_softmax(P, alpha))
+        J = np.asarray(jac.entmax_jacobian(P, alpha))
+        np.testing.assert_allclose(q.sum(-1), 1.0, rtol=1e-15)
+        np.testing.assert_allclose(sigma[:, None, None] * np.stack([dense(r) for r in q]), J, atol=1e-15)
+        for f, ref in [(jac.spectral_norm, np.linalg.eigvalsh(J)[:, -1]),
+                       (jac.frobenius_norm, np.linalg.norm(J, axis=(1, 2))),
+                       (jac.one_norm, np.abs(J).sum(1).max(-1)),
+                       (jac.inf_to_one_norm, [np.abs(S @ Jr).sum(1).max() for Jr in J])]:
+            np.testing.assert_allclose(sigma * np.asarray(f(q)), ref, rtol=1e-13, atol=1e-15, err_msg=(alpha, f))
+    q, sigma = jac.entmax_as_softmax(np.zeros((1, 4)), 1.5)  # fully masked row: J = 0, no NaN
+    assert np.all(np.asarray(q) == 0) and float(sigma[0]) == 0.0
 
 
 def test_entmax_and_sparsemax_spectral_norms():
@@ -612,8 +856,12 @@ def test_bad_beta_raises(f, beta):
 def test_beta_shape_mismatch_raises():
     with pytest.raises(ValueError, match="beta must be a scalar or broadcastable"):
         jac.spectral_norm(np.full((2, 3), 1 / 3), beta=np.ones(5))
-    with pytest.raises(TypeError, match="beta must be a positive real number"):
-        jac.spectral_norm(np.array([0.5, 0.5]), beta="hot")
+    # a real value out of range is a ValueError naming the range; a non-real one a TypeError
+    with pytest.raises(ValueError, match=r"beta must be finite and > 0 \(in \(0, inf\)\), got -2"):
+        jac.spectral_norm(np.array([0.5, 0.5]), beta=-2)
+    for bad in ("hot", True, 1j):
+        with pytest.raises(TypeError, match="beta must be a positive real number"):
+            jac.spectral_norm(np.array([0.5, 0.5]), beta=bad)
 
 
 @pytest.mark.parametrize("alpha", [0.5, 2.5, -1.0, np.nan, np.inf])

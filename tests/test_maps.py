@@ -484,6 +484,101 @@ def test_beta_array_per_row(Z):
 
 
 # ----------------------------------------------------------------------------------------------
+# inverse temperatures that push beta * z beyond the float range
+
+
+def _overflow_rows(dtype):
+    """Rows whose products beta*z overflow (beta = 10) or whose differences z - max z overflow
+    (beta = 50/big, where beta*(z - max z) spans a moderate [-60, 0]); ``big`` = the dtype's max."""
+    big = float(np.finfo(dtype).max)
+    z = np.array([
+        [0.6 * big, 0.3 * big, 0.0, -0.5 * big],  # 10*z = (+inf, +inf, 0, -inf): the old "+inf tie"
+        [0.6 * big, 0.6 * big, 0.3 * big, 0.0],  # a true tie at the top shares the mass
+        [0.6 * big, -0.6 * big, 0.3 * big, 1.0],  # z - max z = -1.2 big overflows for the second
+    ], dtype)
+    beta = np.array([[10.0], [10.0], [50.0 / big]], dtype)  # one value per row
+    return z, beta
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_softmax_beta_times_z_overflow_matches_oracle(dtype, rtol):
+    # The oracle takes the stored values exactly and works in mpmath (no exponent range). rtol:
+    # each logit beta*(z - m) is formed with ~2 roundings, |logit| <= 60, so the relative error of
+    # exp(logit) is <= 60 * 2 eps (1.3e-14 in float64, 7e-6 in float32), plus the normalisation.
+    z, beta = _overflow_rows(dtype)
+    p = np.asarray(maps.softmax(z, beta=beta))
+    assert p.dtype == dtype
+    ref = np.array([to_np(mp_softmax([float(v) for v in row], float(b[0]))) for row, b in zip(z, beta)])
+    np.testing.assert_array_equal(p[0], [1, 0, 0, 0])  # not (0.5, 0.5, 0, 0)
+    np.testing.assert_array_equal(p[1], [0.5, 0.5, 0, 0])
+    assert 0 < p[2, 1] < 1e-25  # e^-60: kept, not flushed to 0 by an overflow of z - max z
+    np.testing.assert_allclose(p, ref, rtol=rtol, atol=0)
+    # a scalar beta takes the same path as one value per row
+    np.testing.assert_array_equal(np.asarray(maps.softmax(z[:2], beta=10.0)), p[:2])
+
+
+def test_softmax_overflow_derivatives_are_the_closed_form():
+    big = float(np.finfo(np.float64).max)
+    z, beta = _overflow_rows(np.float64)
+    z = np.concatenate([z, [[0.5 * big, -0.4 * big, 0.25 * big, 1.0]]])  # spread < big: d/dbeta finite
+    beta = np.concatenate([beta, [[50.0 / big]]])
+    for row, b in zip(z, beta[:, 0]):
+        zj = jnp.asarray(row)
+        p = to_np(mp_softmax(row, b))
+        J = np.asarray(jax.jacfwd(lambda x, b=b: maps.softmax(x, beta=b))(zj))
+        np.testing.assert_allclose(J, b * (np.diag(p) - np.outer(p, p)), rtol=1e-12, atol=1e-300)
+        if row.max() / 2 - row.min() / 2 > big / 2:
+            continue  # the beta-tangent z - max z itself overflows (documented in softmax)
+        # d/dbeta = (diag p - p p^T)(z - max z), from the mpmath differences
+        d = [mp.mpf(float(v)) - mp.mpf(float(row.max())) for v in row]
+        pm = mp_softmax(row, b)
+        mean = mp.fsum(a * c for a, c in zip(pm, d))
+        ref = np.array([float(a * (c - mean)) for a, c in zip(pm, d)])
+        g = np.asarray(jax.jacfwd(lambda bb: maps.softmax(zj, beta=bb))(b))
+        assert np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, ref, rtol=1e-11, atol=1e-300 * big)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_topk_softmax_beta_times_z_overflow(dtype, rtol):
+    big = float(np.finfo(dtype).max)
+    z = np.array([0.3 * big, 0.6 * big, 0.0, 0.5 * big], dtype)
+    # 10*z = (+inf, +inf, 0, +inf): the selected pair (1, 3) used to split the mass
+    np.testing.assert_array_equal(np.asarray(maps.topk_softmax(z, 2, beta=10.0)), [0, 1, 0, 0])
+    # the two selected logits differ by 1.2 big (z[0] - z[1] overflows); beta*(z - max z) = (0, -60)
+    z = np.array([0.6 * big, -0.6 * big, -0.7 * big, -0.8 * big], dtype)
+    b = dtype(50.0 / big)
+    p = np.asarray(maps.topk_softmax(z, 2, beta=b))
+    ref = np.zeros(4)
+    ref[:2] = to_np(mp_softmax([float(z[0]), float(z[1])], float(b)))  # 1/(1+e^-60), e^-60/(1+e^-60)
+    assert 0 < p[1] < 1e-25
+    np.testing.assert_allclose(p, ref, rtol=rtol, atol=0)
+
+
+def test_topk_softmax_selects_on_beta_times_z(Z):
+    # beta varying along the row: the k largest *logits* beta*z are kept (selecting on z would keep
+    # index 2 first); ties of beta*z go to the lower index, as for z
+    z = np.array([1.0, 2.0, 3.0, 0.5])
+    beta = np.array([3.0, 1.0, 1.0, 1.0])  # logits (3, 2, 3, 0.5)
+    np.testing.assert_array_equal(np.asarray(maps.topk_softmax(z, 1, beta=beta)), [1, 0, 0, 0])
+    np.testing.assert_allclose(np.asarray(maps.topk_softmax(z, 2, beta=beta)), [0.5, 0, 0.5, 0], atol=1e-15)
+    p3 = np.asarray(maps.topk_softmax(z, 3, beta=beta))
+    ref = np.zeros(4)
+    ref[:3] = to_np(mp_softmax([3.0, 2.0, 3.0]))
+    np.testing.assert_allclose(p3, ref, rtol=0, atol=OUT_ATOL)
+    # Jacobian in z: (diag p - p p^T) diag(beta), i.e. the chain rule through logits beta*z
+    J = np.asarray(jax.jacfwd(lambda x: maps.topk_softmax(x, 3, beta=beta))(jnp.asarray(z)))
+    np.testing.assert_allclose(J, (np.diag(ref) - np.outer(ref, ref)) * beta[None, :], rtol=0, atol=1e-14)
+    # a full-shape beta that is constant along the row (the "varying" path) gives what the scalar
+    # does (the constant path): the two selections and logit computations agree
+    for k in (2, N):
+        np.testing.assert_allclose(np.asarray(maps.topk_softmax(Z, k, beta=np.full(Z.shape, 1.3))),
+                                   np.asarray(maps.topk_softmax(Z, k, beta=1.3)), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(maps.softmax(Z, beta=np.full(Z.shape, 1.3))),
+                               np.asarray(maps.softmax(Z, beta=1.3)), rtol=0, atol=1e-15)
+
+
+# ----------------------------------------------------------------------------------------------
 # hypothesis properties
 
 row_strategy = hnp.arrays(
@@ -548,20 +643,26 @@ def _raises(exc, match, fn, *args, **kwargs):
         fn(*args, **kwargs)
 
 
-@pytest.mark.parametrize("k,exc", [(0, ValueError), (-1, ValueError), (2.0, TypeError), (True, TypeError)])
+@pytest.mark.parametrize("k,exc", [(0, ValueError), (-1, ValueError), (2.5, ValueError), (2.0, ValueError),
+                                   (np.float32(3.0), ValueError), (np.nan, ValueError), (True, TypeError),
+                                   ("2", TypeError), (None, TypeError)])
 def test_topk_bad_k(k, exc):
-    _raises(exc, r"\bk\b", maps.topk_softmax, np.ones(4), k)
+    # a real number that is not an int is out of the allowed set (ValueError); non-numbers and
+    # bools are the wrong type (TypeError)
+    _raises(exc, r"\bk\b.*>= 1", maps.topk_softmax, np.ones(4), k)
 
 
 def test_topk_bad_k_names_range():
-    _raises(ValueError, r"k must be in >= 1", maps.topk_softmax, np.ones(4), 0)
+    _raises(ValueError, r"k must be >= 1, got 0", maps.topk_softmax, np.ones(4), 0)
+    _raises(ValueError, r"k must be an integer >= 1, got 2\.5", maps.topk_softmax, np.ones(4), 2.5)
 
 
 @pytest.mark.parametrize("beta,exc", [(0.0, ValueError), (-1.0, ValueError), (np.inf, ValueError),
                                       (np.nan, ValueError), ("2", TypeError), (True, TypeError)])
 def test_bad_beta(beta, exc):
-    _raises(exc, "beta", maps.softmax, np.ones(4), beta=beta)
-    _raises(exc, "beta", maps.topk_softmax, np.ones(4), 2, beta=beta)
+    match = r"beta must be finite and > 0 \(in \(0, inf\)\)" if exc is ValueError else "beta"
+    _raises(exc, match, maps.softmax, np.ones(4), beta=beta)
+    _raises(exc, match, maps.topk_softmax, np.ones(4), 2, beta=beta)
 
 
 def test_beta_bad_shape():
@@ -573,7 +674,7 @@ def test_beta_bad_shape():
                                        (np.nan, ValueError), (np.inf, ValueError), ("x", TypeError),
                                        (True, TypeError)])
 def test_entmax_bad_alpha(alpha, exc):
-    _raises(exc, "alpha", maps.entmax, np.ones(4), alpha)
+    _raises(exc, r"alpha must be in \[1\.0, 2\.0\]" if exc is ValueError else "alpha", maps.entmax, np.ones(4), alpha)
 
 
 def test_entmax_traced_alpha_rejected():

@@ -224,15 +224,18 @@ def test_topk_mask_matches_stable_sort(z, k):
     [
         (dict(n=0, k=1), ValueError, "n"),
         (dict(n=-3, k=1), ValueError, "n"),
-        (dict(n=4.0, k=2), TypeError, "n"),
+        (dict(n=4.0, k=2), ValueError, "n"),  # a float is outside the allowed set of ints
+        (dict(n=4.5, k=2), ValueError, "n"),
         (dict(n=True, k=1), TypeError, "n"),
         (dict(n="4", k=2), TypeError, "n"),
         (dict(n=4, k=0), ValueError, "k"),
         (dict(n=4, k=5), ValueError, "k"),
-        (dict(n=4, k=2.0), TypeError, "k"),
+        (dict(n=4, k=2.0), ValueError, "k"),
+        (dict(n=4, k=2.5), ValueError, "k"),
+        (dict(n=4, k="2"), TypeError, "k"),
         (dict(n=4, k=True), TypeError, "k"),
         (dict(n=4, k=2, global_tokens=-1), ValueError, "global_tokens"),
-        (dict(n=4, k=2, global_tokens=1.0), TypeError, "global_tokens"),
+        (dict(n=4, k=2, global_tokens=1.0), ValueError, "global_tokens"),
         (dict(n=4, k=2, global_tokens=False), TypeError, "global_tokens"),
     ],
 )
@@ -246,17 +249,23 @@ def test_band_block_bad_input(fn, kwargs, exc, name):
 def test_k_error_names_allowed_range():
     with pytest.raises(ValueError, match=r"k must be in \[1, 4\], got 5"):
         band_mask(4, 5)
-    with pytest.raises(ValueError, match=r"n must be in >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"n must be >= 1, got 0"):
         block_mask(0, 1)
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, 4\], got 2\.5"):
+        band_mask(4, 2.5)
+    with pytest.raises(ValueError, match=r"k must be an integer >= 1, got 1\.5"):
+        topk_mask(np.ones(4), 1.5)
 
 
-@pytest.mark.parametrize("n,exc", [(0, ValueError), (-1, ValueError), (3.0, TypeError), (True, TypeError)])
+@pytest.mark.parametrize("n,exc", [(0, ValueError), (-1, ValueError), (3.0, ValueError), (3.5, ValueError),
+                                   (True, TypeError)])
 def test_causal_bad_n(n, exc):
     with pytest.raises(exc, match=r"\bn\b"):
         causal_mask(n)
 
 
-@pytest.mark.parametrize("k,exc", [(0, ValueError), (-2, ValueError), (2.0, TypeError), (True, TypeError)])
+@pytest.mark.parametrize("k,exc", [(0, ValueError), (-2, ValueError), (2.0, ValueError), (2.5, ValueError),
+                                   (True, TypeError), ("2", TypeError)])
 def test_topk_mask_bad_k(k, exc):
     with pytest.raises(exc, match=r"\bk\b"):
         topk_mask(np.ones(4), k)

@@ -1,7 +1,9 @@
 """Dispersion bounds on softmax weights (SF's dispersion delta = max z - min z of a row).
 
 Bounds come from :mod:`softmax_stability.focus` (one formula, one place); measures are the
-softmax weights computed by :func:`softmax_stability.maps.softmax`.
+softmax weights computed by :func:`softmax_stability.maps.softmax`. Every claim has an adversary:
+gradient ascent (:func:`~softmax_stability.claims._sampling.ascend`) of ``measure / bound`` over
+the logits.
 """
 
 from __future__ import annotations
@@ -40,6 +42,33 @@ def _entry_lower(prm):
     return softmax_entry_bounds(delta, n)[0]
 
 
+def _adversary_entry(side):
+    """Ascend the D1 ratio p_max / (e^delta/n) (``side="upper"``) or the D1b ratio
+    (e^{-delta}/n) / p_min (``"lower"``) over the logits, n = 2 and 16.
+
+    Both ratios are at most n/(e^delta + n - 1) resp. (e^{-delta} + n - 1)/n (D2's argument), so
+    their supremum 1 is attained exactly at delta = 0 (uniform rows, p_j = 1/n = e^0/n): the
+    bounds are sharp only there; for delta > 0 D2 and its lower twin are the sharp forms.
+    """
+    from softmax_stability.focus import softmax_entry_bounds
+    from softmax_stability.maps import softmax
+
+    def adversary(key):
+        out = []
+        for n in (2, 16):
+            def obj(z):
+                p = softmax(z)
+                lo, hi = softmax_entry_bounds(jnp.max(z) - jnp.min(z), n)
+                return jnp.max(p) / hi if side == "upper" else lo / jnp.min(p)
+
+            z0 = jax.random.normal(jax.random.fold_in(key, n), (8, n), dtype=jnp.float64)
+            z = ascend(obj, z0, steps=300)
+            out.append({"z": z, "beta": jnp.ones(z.shape[0])})
+        return out
+
+    return adversary
+
+
 register(Claim(
     id="D1-dispersion-entry-bounds",
     family="dispersion",
@@ -49,6 +78,8 @@ register(Claim(
     bound=_entry_upper,
     measure=lambda prm: jnp.max(_p_delta(prm)[0]),
     sample=_sample,
+    adversary=_adversary_entry("upper"),
+    sharp=True,  # attained at delta = 0 only (see _adversary_entry)
     proof="focus_conditions.dispersion_bounds",
     rtol=1e-12,
 ))
@@ -62,6 +93,8 @@ register(Claim(
     bound=_entry_lower,
     measure=lambda prm: jnp.min(_p_delta(prm)[0]),
     sample=_sample,
+    adversary=_adversary_entry("lower"),
+    sharp=True,  # attained at delta = 0 only (see _adversary_entry)
     proof="focus_conditions.dispersion_bounds",
     rtol=1e-12,
 ))
