@@ -208,6 +208,8 @@ def _check_sparsity_args(normalizer: str, k_top: Any, gamma: Any, S: int):
             raise ValueError("normalizer='top_n_gamma' needs gamma in (0, 1]")
         if isinstance(gamma, jax.core.Tracer):
             raise TypeError("gamma must be a static Python number, not a traced value")
+        if isinstance(gamma, (bool, np.bool_)):  # True would silently mean gamma = 1
+            raise TypeError(f"gamma must be a real number in (0, 1], got {gamma!r}")
         try:
             g = float(gamma)
         except (TypeError, ValueError) as err:
@@ -235,7 +237,8 @@ def default_topk_method(k_max: int, backend: str | None = None) -> str:
     independent of k) is 1.57-1.70x, ``lax.top_k`` 1.60-2.28x and ``"max_passes"`` 2.55-2.80x.
     The 17x slowdown of ``lax.top_k`` reported in issue 8 for a forward pass was not seen in
     forward + backward here. Hence ``"max_passes"`` for ``k <= 16`` and ``"bisect"`` above on
-    CPU; on other backends ``"top_k"`` (not measured: no GPU was available).
+    CPU; on other backends ``"top_k"``, a default chosen without measurement (no GPU was
+    available to this project yet): ``bench_attention.py`` times all three on a GPU.
 
     Args:
         k_max: the largest k that will be asked for.
@@ -604,6 +607,8 @@ def dot_product_attention(q: Any, k: Any, v: Any, *, normalizer: str = "softmax"
         causal: causal masking (see above).
         scale: logit scale, a Python float ``> 0``; default ``1/sqrt(H)``.
         query_temperature: optional inverse temperatures ``> 0`` broadcastable to ``[B, T, N]``.
+          Positivity and finiteness are checked when the value is concrete; a temperature traced
+          under ``jit`` cannot be inspected and is used as given.
         key_temperature: optional, ``> 0``, broadcastable to ``[B, S, K]``.
         value_temperature: optional, ``> 0``, broadcastable to ``[B, S, K]`` (gates each key's
           value; claim ``A2-ssa-unit-temperature``, proofs_check
