@@ -14,7 +14,9 @@ Rows: :math:`a = 1` (:math:`1 + c\\ln n`: the SSA position temperature with gain
 ``linear`` :math:`\\alpha = c` or ``sigmoid`` :math:`\\sigma(\\alpha) = c`) and :math:`a = 0`
 (SSMax :math:`s\\ln n` with :math:`s = c`; :math:`c = 1` is log-n scaling). Horizontal dotted lines
 mark :math:`c = \\sigma(0) = 0.5` (the SSA reproductions' initialisation, [3P], unconfirmed),
-:math:`c = 0.43` (SSMax, Nakanishi 2025 Fig. 1) and :math:`c = 1` (log-n scaling).
+:math:`c = 0.43` (SSMax, Nakanishi 2025 Fig. 1) and :math:`c = 1` (labelled "log-n": in the SSMax row
+it is log-n scaling :math:`\\ln n`, :func:`~softmax_stability.temperature.log_n_scaling`; in the
+:math:`a = 1` row it is :math:`1 + \\ln n`).
 
 This is a derived surrogate (ssa.md §2.2, anchors.md §4.4), a small-scale library reconstruction,
 not a figure of the SSA paper: the paper's dilution theorem, its logit model and its learned

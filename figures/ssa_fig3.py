@@ -8,6 +8,13 @@ one-layer pointer-attention model trained by AdamW with equal steps and weight d
 per-token query temperature :math:`\\tau_i = 1 + \\tanh t_i` (SSA temperature, position part frozen
 because every query sees all :math:`K` keys). Panels: :math:`P^\\star`, SSA, vanilla (nodes ordered by
 degree), and the learned :math:`\\tau` per node against its degree over all seeds.
+
+The last panel's title states the measured direction of :math:`\\tau` against the degree
+(:func:`tau_degree_trend`: the least-squares slope of :math:`\\tau` on :math:`\\log_2 d` per graph,
+mean :math:`\\pm` standard error over graphs; a direction is claimed when the mean is more than two
+standard errors from 0) and whether it agrees with the expectation of ``ssa.md`` §5 item 21
+(fewer neighbours, larger :math:`\\tau`, i.e. :math:`\\tau` falling with the degree). The text is
+computed from the runs, never fixed in advance.
 """
 
 from __future__ import annotations
@@ -30,6 +37,50 @@ def graph_settings(ctx: FigureContext) -> dict:
 
 
 TRAIN = dict(learning_rate=0.03, weight_decay=0.3, teleport=0.1)
+EXPECTATION = "ssa.md §5 item 21 expects τ to fall with the degree (fewer neighbours, larger τ)"
+
+
+def tau_degree_trend(degrees, taus) -> dict:
+    """Direction of the learned temperature against the node degree, measured over graphs.
+
+    Args:
+        degrees, taus: one 1-D array per graph (out-degree and learned τ of every node).
+
+    Returns:
+        dict ``slope`` (mean over graphs of the least-squares slope of τ on log2(degree), per
+        doubling of the degree), ``se`` (its standard error over graphs; NaN for one graph),
+        ``graphs``, ``direction`` ("rises", "falls" or "none": |slope| <= 2 se; one graph: the
+        sign), ``agrees`` (with ``ssa.md`` §5 item 21, which expects "falls"; None for "none")
+        and ``text``, one sentence saying all of it.
+    """
+    slopes = []
+    for d, t in zip(degrees, taus):
+        x = np.log2(np.asarray(d, float))
+        t = np.asarray(t, float)
+        xc = x - x.mean()
+        ss = float(np.sum(xc * xc))
+        slopes.append(float(np.sum(xc * (t - t.mean())) / ss) if ss > 0 else 0.0)
+    slopes = np.asarray(slopes)
+    g = slopes.size
+    slope = float(slopes.mean())
+    se = float(slopes.std(ddof=1) / np.sqrt(g)) if g > 1 else float("nan")
+    clear = slope != 0 and (g == 1 or abs(slope) > 2 * se)
+    direction = ("rises" if slope > 0 else "falls") if clear else "none"
+    agrees = None if direction == "none" else direction == "falls"
+    est = f"{slope:+.3f} ± {se:.3f} per doubling of the degree, mean ± s.e. over {g} graphs" if g > 1 else \
+          f"{slope:+.3f} per doubling of the degree, one graph"
+    if direction == "none":
+        text = f"Learned τ shows no clear trend with the out-degree ({est}); {EXPECTATION}."
+    else:
+        verdict = "agreeing with" if agrees else "DISAGREEING with"
+        text = (f"Learned τ {direction} with the out-degree ({est}), {verdict} the expectation: "
+                f"{EXPECTATION}.")
+    return dict(slope=slope, se=se, graphs=g, direction=direction, agrees=agrees, text=text)
+
+
+def runs_trend(runs) -> dict:
+    """:func:`tau_degree_trend` of the SSA model over all graphs of :func:`graph_runs`."""
+    return tau_degree_trend([r["ssa"]["degrees"] for r in runs], [r["ssa"]["tau"] for r in runs])
 
 
 @functools.lru_cache(maxsize=4)
@@ -54,7 +105,9 @@ def graph_runs(ctx: FigureContext):
 @figure(name="ssa_fig3", order=120,
         caption="Graph next-token toy (small-scale reconstruction): true transition matrix, the ones learned "
                 "by one attention layer with an SSA query temperature and without (vanilla), and the "
-                "learned inverse temperature per node against its out-degree.",
+                "learned inverse temperature per node against its out-degree; the last panel's title "
+                "states the measured direction of that trend and whether it agrees with the expectation "
+                "that fewer neighbours give a larger temperature (ssa.md §5 item 21).",
         source="SSA Fig. 3 (reconstruction; data model ours)")
 def make(ctx: FigureContext) -> None:
     runs = graph_runs(ctx)
@@ -97,11 +150,22 @@ def make(ctx: FigureContext) -> None:
     ax.set_xticks(range(len(levels)), [str(d) for d in levels])
     ax.set_xlabel("out-degree of the node")
     ax.set_ylabel("learned $\\tau_i = 1+\\tanh t_i$")
-    ax.set_title("SSA: learned temperature vs degree", fontsize=10)
+    trend = runs_trend(runs)
+    ctx.params["tau_degree_trend"] = {k: trend[k] for k in ("slope", "se", "graphs", "direction", "agrees")}
+    slope = f"{trend['slope']:+.3f} per doubling"
+    if trend["direction"] == "none":
+        short = f"no clear trend ({slope})"
+        verdict = "measured: no clear direction of τ with the degree; ssa.md §5 item 21 expects"
+    else:
+        short = f"τ {trend['direction']} with degree ({slope})"
+        verdict = (f"measured: τ {trend['direction']} with the degree, "
+                   f"{'agreeing with' if trend['agrees'] else 'DISAGREEING with'} ssa.md §5 item 21, which expects")
+    ax.set_title(f"SSA: learned temperature vs degree\n{short}", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     s = ctx.params
     fig.suptitle(f"Graph next-token toy, K={s['num_nodes']}, teleport $\\eta$={s['teleport']}, "
-                 f"AdamW wd={s['weight_decay']}, {s['steps']} steps (graph of seed 0)", fontsize=11)
+                 f"AdamW wd={s['weight_decay']}, {s['steps']} steps (graph of seed 0)\n"
+                 f"{verdict} fewer neighbours → larger τ", fontsize=11, y=1.06)
     ctx.save_figure(fig)
     rows = [(si, node, int(r["ssa"]["degrees"][node]), float(r["ssa"]["tau"][node]))
             for si, r in enumerate(runs) for node in range(len(r["ssa"]["degrees"]))]

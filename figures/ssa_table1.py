@@ -4,7 +4,10 @@ Same runs as :mod:`figures.ssa_fig3` (our data model; the paper's is not known).
 +- standard deviation over independent graphs (seeds), the population cross-entropy in excess of
 its minimum (the mean row entropy of :math:`P^\\star`), the mean row L1 error
 :math:`\\|\\hat P_{i\\cdot} - P^\\star_{i\\cdot}\\|_1`, and :math:`\\|W_qW_k^\\top\\|_2/\\sqrt{d_h}`; and, as in
-the paper's table of temperatures per number of neighbours, the learned SSA temperature per degree.
+the paper's table of temperatures per number of neighbours, the learned SSA temperature per degree,
+followed by one sentence, computed from the runs (:func:`figures.ssa_fig3.tau_degree_trend`), that
+states whether :math:`\\tau` rises or falls with the degree and whether that agrees with the
+expectation of ``ssa.md`` §5 item 21 (fewer neighbours, larger :math:`\\tau`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from figures._common import FigureContext, figure
-from figures.ssa_fig3 import graph_runs
+from figures.ssa_fig3 import graph_runs, runs_trend
 
 
 def _ms(v) -> str:
@@ -23,7 +26,8 @@ def _ms(v) -> str:
 @figure(name="ssa_table1", order=121,
         caption="Graph next-token toy (small-scale reconstruction): cross-entropy and L1 error of the "
                 "learned transition matrix, vanilla vs SSA, mean ± std over graphs, and the learned "
-                "temperature per node degree.",
+                "temperature per node degree, with the measured direction of τ against the degree and "
+                "whether it agrees with the expectation (ssa.md §5 item 21).",
         source="SSA Table 1 / Fig. 3 metrics (reconstruction; data model ours)")
 def make(ctx: FigureContext) -> None:
     runs = graph_runs(ctx)
@@ -63,6 +67,11 @@ def make(ctx: FigureContext) -> None:
         t = tau[deg == d]
         lines.append(f"| {d} | {t.size} | {t.mean():.3f} | {t.std():.3f} | {t.min():.3f} | {t.max():.3f} |")
         trows.append((int(d), int(t.size), float(t.mean()), float(t.std())))
+    trend = runs_trend(runs)
+    ctx.params["tau_degree_trend"] = {k: trend[k] for k in ("slope", "se", "graphs", "direction", "agrees")}
+    lines += ["", f"**Direction (measured):** {trend['text']} The slope is the least-squares slope of τ on "
+              "log₂(degree) in each graph; a direction is stated only when its mean is more than two "
+              "standard errors from 0."]
     lines += ["", "τ = 1 + tanh t_i ∈ (0, 2) (the SSA temperature with its position part frozen, since every "
               "query sees all K keys). Weight decay makes a logit gap in W cost ‖row‖² ∝ gap²·d(K−d)/K "
               "(ssa.md §2.1, Lemma B), so the temperature is worth most on the rows whose gap is most "

@@ -6,6 +6,14 @@ Data model and estimators are ours (the paper's denoising model is not known;
 :func:`~softmax_stability.experiments.ssa_toy.bayes_estimator` (posterior mean, derived in its
 docstring), :func:`~softmax_stability.experiments.ssa_toy.naive_average`, and one attention head trained
 with and without a value temperature (:func:`~softmax_stability.experiments.ssa_toy.denoiser_apply`).
+
+Data model (ours; the paper's was not recovered; defaults n = 16, d = 4, max_signal = 8,
+s = sigma = 1, sigma_n = 2), per sequence of n tokens::
+
+    mu ~ N(0, s^2 I_d)                  the target
+    m ~ Uniform{0, ..., max_signal}     number of signal tokens; R = the first m positions
+    token j in R      : x_j = mu + sigma * xi_j,   flag b_j = 1
+    token j not in R  : x_j = sigma_n * xi_j,      flag b_j = 0   (xi_j ~ N(0, I_d) i.i.d.; flags visible)
 """
 
 from __future__ import annotations

@@ -16,10 +16,11 @@ form was not recovered, ssa.md §2.2):
 * *needle*: one key with logit gap :math:`\Delta` over :math:`n-1` equal keys, inverse temperature
   :math:`\beta`. Exact: :math:`p_{\mathrm{needle}} = 1/(1+(n-1)e^{-\beta\Delta})`
   (:func:`needle_probability`, with entropy, effective support and top-k mass in closed form).
-  Under :math:`\beta = a + c\ln n` (:math:`a=1`: log-n scaling / SSA ``linear``; :math:`a=0`:
-  SSMax) the limit as :math:`n\to\infty` is 0, :math:`\sigma(a\Delta)` or 1 as
-  :math:`c\Delta <, =, > 1` (:func:`needle_limit`), with the explicit rate
-  :func:`needle_limit_rate` (claims ``DL1-needle-limit``, ``DL1b-ssmax-needle-limit``;
+  Under :math:`\beta = a + c\ln n` (:math:`a=1`: :math:`1 + c\ln n`, the SSA ``"linear"``
+  position temperature; :math:`a=0`: SSMax :math:`c\ln n`, which at :math:`c=1` is
+  :func:`~softmax_stability.temperature.log_n_scaling`) the limit as :math:`n\to\infty` is 0,
+  :math:`\sigma(a\Delta)` or 1 as :math:`c\Delta <, =, > 1` (:func:`needle_limit`), with the
+  explicit rate :func:`needle_limit_rate` (claims ``DL1-needle-limit``, ``DL1b-ssmax-needle-limit``;
   ``proofs_check`` ``dilution.needle_limits``).
 * *Gaussian logits*: :math:`z_j\sim N(0,1)` i.i.d., weights :math:`\operatorname{softmax}(\tau z)`.
   :math:`\mathbb E H = \ln n - \tau^2/2 + o(1)` while :math:`\tau < \sqrt{2\ln n}` (random-energy
@@ -592,8 +593,8 @@ def needle_probability_scheduled(n: Any, gap: Any, c: Any, offset: Any = 1.0) ->
 
     the same value as ``needle_probability(n, gap, offset + c * log(n))`` but with the log-odds
     grouped so that :math:`(c\Delta - 1)\ln n` and :math:`\ln(1-1/n)` do not cancel (float64 keeps
-    full relative accuracy up to :math:`n = 2^{60}`). ``offset=1`` is the log-n schedule
-    :math:`1 + c\ln n` (SSA ``"linear"``, :func:`softmax_stability.temperature.position_temperature`),
+    full relative accuracy up to :math:`n = 2^{60}`). ``offset=1`` is
+    :math:`1 + c\ln n` (the SSA ``"linear"`` position temperature, :func:`softmax_stability.temperature.position_temperature`),
     ``offset=0`` is SSMax :math:`s\ln n` (:func:`softmax_stability.temperature.ssmax`, :math:`c=s`).
 
     Source: derived here (ssa.md §2.2; anchors.md §4.4).
@@ -626,9 +627,9 @@ def needle_limit(gap: Any, c: Any, offset: Any = 1.0) -> jax.Array:
         \\ 1 & c\Delta > 1 \end{cases}
 
     So :math:`\ln n` is the critical growth of the inverse temperature for gap-separated logits:
-    log-n scaling (:math:`a=1`) has the limit :math:`1/(1+e^{-\Delta})` at :math:`c\Delta = 1`,
-    SSMax (:math:`a=0`) has :math:`1/2`. The case :math:`c\Delta = 1` is decided by exact float
-    equality.
+    :math:`1 + c\ln n` (:math:`a=1`, SSA ``"linear"``) has the limit :math:`1/(1+e^{-\Delta})` at
+    :math:`c\Delta = 1`, SSMax :math:`c\ln n` (:math:`a=0`; :math:`c=1` is log-n scaling) has
+    :math:`1/2`. The case :math:`c\Delta = 1` is decided by exact float equality.
 
     Source: derived here (ssa.md §2.2, anchors.md §4.4); ``proofs_check`` ``dilution.needle_limits``.
 

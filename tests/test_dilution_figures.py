@@ -1,5 +1,6 @@
 """Checks of the data behind the dilution figures (dilution_vs_temperature, dilution_phase_diagram,
-ssa_sorted_attention), beyond the generic smoke run of tests/test_figures_smoke.py.
+ssa_sorted_attention) and of the measured statements of ssa_fig3 / ssa_table1, beyond the generic
+smoke run of tests/test_figures_smoke.py.
 
 Each figure's plotted data is compared with a computation that does not share its code path:
 closed-form lines against direct softmax of explicit logit vectors, the figure's top-k shortcut
@@ -132,3 +133,52 @@ def test_attention_module_cross_check(layer):
     tau = jnp.linspace(1.0, 3.0, T)
     res = F.check_against_attention_module(q, k, v, tau, F.attention_weights(q, k, tau))
     assert res["status"] == "ok", res
+
+
+# ------------------------------------------------------------------------- ssa_fig3 / ssa_table1
+def test_tau_degree_trend_direction_and_verdict():
+    from figures.ssa_fig3 import tau_degree_trend
+
+    deg = [np.array([1, 2, 4, 8, 1, 2, 4, 8])] * 3
+    noise = [np.array([0.01, -0.02, 0.0, 0.01, -0.01, 0.02, 0.0, -0.01]) * s for s in (1, -1, 2)]
+    up = tau_degree_trend(deg, [0.9 + 0.1 * np.log2(d) + e for d, e in zip(deg, noise)])
+    assert up["direction"] == "rises" and up["agrees"] is False and up["slope"] == pytest.approx(0.1, abs=0.01)
+    assert "rises" in up["text"] and "DISAGREEING" in up["text"] and "ssa.md §5 item 21" in up["text"]
+    down = tau_degree_trend(deg, [1.5 - 0.1 * np.log2(d) + e for d, e in zip(deg, noise)])
+    assert down["direction"] == "falls" and down["agrees"] is True and "agreeing with" in down["text"]
+    flat = tau_degree_trend(deg, [1.0 + e for e in noise])  # slopes of pure noise, within 2 s.e. of 0
+    assert flat["direction"] == "none" and flat["agrees"] is None and "no clear trend" in flat["text"]
+    # slope by hand: one graph, tau = 2 at degree 1 and 1 at degree 4 -> -0.5 per doubling
+    one = tau_degree_trend([np.array([1, 4])], [np.array([2.0, 1.0])])
+    assert one["slope"] == pytest.approx(-0.5, rel=1e-12) and one["direction"] == "falls"
+
+
+def test_ssa_fig3_and_table1_state_the_measured_direction(tmp_path):
+    """The markdown of ssa_table1 and the provenance of both figures carry the direction computed
+    from the runs; recomputed here from ssa_fig3's per-node CSV with np.polyfit."""
+    import csv
+    import json
+
+    from figures._common import run_figure
+
+    for name in ("ssa_fig3", "ssa_table1"):
+        run_figure(name, tmp_path, profile="smoke", show_progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "ssa_fig3_tau.csv")))
+    seeds = sorted({r["graph_seed"] for r in rows})
+    slopes = []
+    for sd in seeds:
+        d = np.array([float(r["degree"]) for r in rows if r["graph_seed"] == sd])
+        t = np.array([float(r["tau_ssa"]) for r in rows if r["graph_seed"] == sd])
+        slopes.append(np.polyfit(np.log2(d), t, 1)[0])
+    slope, se = np.mean(slopes), np.std(slopes, ddof=1) / np.sqrt(len(slopes))
+    direction = "none" if abs(slope) <= 2 * se else ("rises" if slope > 0 else "falls")
+    for name in ("ssa_fig3", "ssa_table1"):
+        trend = json.loads((tmp_path / f"{name}.provenance.json").read_text())["params"]["tau_degree_trend"]
+        assert trend["direction"] == direction and trend["slope"] == pytest.approx(slope, rel=1e-9, abs=1e-12)
+    md = (tmp_path / "ssa_table1.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("**Direction (measured):**"))
+    if direction == "none":
+        assert "no clear trend" in line
+    else:
+        assert f"τ {direction} with the out-degree" in line
+        assert ("agreeing with" if direction == "falls" else "DISAGREEING with") in line

@@ -1,4 +1,4 @@
-"""Attention-dilution claims: needle limits under log-n temperatures, Gaussian-logit entropy,
+"""Attention-dilution claims: needle limits under temperatures growing like ln n, Gaussian-logit entropy,
 bounded logits.
 
 These are *derived here*: surrogates for the SSA paper's dilution statements, whose exact form was
@@ -32,7 +32,8 @@ def _rng(key, *salt: int) -> np.random.Generator:
 
 # ----------------------------------------------------------------------------------------------
 # DL1 / DL1b: needle weight under beta = offset + c ln n (closed form, to n = 2^40)
-# DL1c: the closed form against direct softmax of explicit logit vectors (to n = 2^22)
+# DL1c: the closed form against direct softmax of explicit logit vectors (to n = 2^22, all three
+#       regimes c*gap <, =, > 1 at n = 2^22)
 
 _GAPS_EXACT = (0.5, 1.0, 2.0, 4.0)  # c = 1/gap is exact in binary, so c * gap == 1 exactly
 _DIRECT_NS = (2**4, 2**10, 2**16)
@@ -85,7 +86,8 @@ register(Claim(
     family="dilution",
     statement=_needle_statement("1"),
     source="derived here (surrogate for SSA's dilution statement, ssa.md §2.2; anchors.md §4.1); "
-           "schedule 1 + c ln n = log-n scaling / SSA 'linear' position temperature",
+           "schedule 1 + c ln n = SSA 'linear' position temperature (temperature.position_temperature; "
+           "not temperature.log_n_scaling, which is ln n)",
     kind="upper",
     bound=_needle_bound,
     measure=_needle_measure,
@@ -122,7 +124,8 @@ def _direct_sample(key):
         z[:, 0] = gap
         batches.append({"z": z, "gap": gap, "c": c, "offset": offset})
     gap, c = _regime_params(rng, 1)
-    for j, offset in ((1, 1.0), (2, 0.0)):  # c*gap = 1 with log-n scaling, > 1 with SSMax
+    # every regime once at 2^22: c*gap < 1 (dilution) and = 1 with 1 + c ln n, > 1 with SSMax c ln n
+    for j, offset in ((0, 1.0), (1, 1.0), (2, 0.0)):
         z = np.zeros((1, _DIRECT_BIG))
         z[0, 0] = gap[j]
         batches.append({"z": z, "gap": gap[j:j + 1], "c": c[j:j + 1], "offset": np.full((1,), offset)})
@@ -133,7 +136,7 @@ def _direct_beta(prm):
     from softmax_stability.temperature import position_temperature, ssmax
 
     n = float(prm["z"].shape[-1])
-    # the library's schedules: 1 + c ln n (SSA "linear" / log-n scaling) or SSMax c ln n
+    # the library's schedules: 1 + c ln n (SSA "linear" position temperature) or SSMax c ln n
     return jnp.where(prm["offset"] == 1.0, position_temperature(n, prm["c"], "linear"), ssmax(n, prm["c"]))
 
 
@@ -154,7 +157,8 @@ register(Claim(
     id="DL1c-needle-direct-softmax",
     family="dilution",
     statement=r"\ln\frac{p_1}{\sum_{j\ge2}p_j} = \beta\Delta - \ln(n-1),\ "
-              r"p = \mathrm{softmax}(\beta(\Delta, 0, \dots, 0)),\ \beta \in \{1 + c\ln n,\ c\ln n\},\ n \le 2^{22}",
+              r"p = \mathrm{softmax}(\beta(\Delta, 0, \dots, 0)),\ \beta \in \{1 + c\ln n,\ c\ln n\},\ "
+              r"c\Delta \in [0.1, 3]\ (<, =, > 1),\ n \le 2^{22}",
     source="derived here (the closed form behind DL1/DL1b, checked against direct float64 softmax)",
     kind="equal",
     bound=_direct_bound,
@@ -173,7 +177,11 @@ register(Claim(
 
 _GAUSS_SIZES = ((64, 512), (1024, 256), (8192, 128))  # (n, Monte Carlo rows per instance)
 _GAUSS_PER_SIZE = 8
-_THETA_MAX = 0.6  # tau <= 0.6 sqrt(2 ln n): there c_n(tau) <= ~0.1 ln n
+# theta = tau / sqrt(2 ln n) <= 0.6 only, not all of theta < 1: c_n(tau) ~ 2 theta^2 n^(2 theta^2 - 1) ln n
+# is <= 0.19 ln n at theta = 0.6 for these n but exceeds ln n itself (a vacuous bound) from
+# theta ~ 0.72 on; 0.6 < theta < 1 (and the frozen phase) is checked against the exact quadrature
+# in DL2b (tests/test_dilution.py::test_dl2_theta_range_where_correction_is_informative)
+_THETA_MAX = 0.6
 
 
 def _gauss_sample(theta_lo: float, theta_hi: float):
@@ -219,7 +227,9 @@ def _gauss_bound(prm):
 register(Claim(
     id="DL2-gaussian-entropy",
     family="dilution",
-    statement=r"z_j \sim N(0,1)\ \text{i.i.d.},\ \tau \le 0.6\sqrt{2\ln n}:\ "
+    statement=r"z_j \sim N(0,1)\ \text{i.i.d.},\ \tau \le 0.6\sqrt{2\ln n}\ "
+              r"(\text{not all of } \tau < \sqrt{2\ln n}\text{: } c_n > \ln n \text{ from } "
+              r"\tau \approx 0.72\sqrt{2\ln n}\text{; DL2b covers the rest}):\ "
               r"|\hat{\mathbb E} H(\mathrm{softmax}(\tau z)) - (\ln n - \tau^2/2)| \le 5\,\mathrm{SE} + c_n(\tau),"
               r"\ c_n(\tau) = \frac{(2\tau^2-1)e^{\tau^2}+1}{2n}",
     source="derived here (random-energy-model law of large numbers; surrogate for SSA's dilution "

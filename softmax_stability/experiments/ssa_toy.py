@@ -26,17 +26,25 @@ global logit scale; it is frozen at :math:`\alpha = 0` there, leaving the per-to
 :math:`\tau = 1 + \tanh f\in(0, 2)`. The denoiser's value temperature learns :math:`\alpha`. Every
 temperature model is initialised at :math:`\alpha = 0`, :math:`f \equiv 0`, i.e. :math:`\tau \equiv 1`,
 so it starts *exactly* at its vanilla counterpart. Training uses optax (AdamW / Adam) inside one
-jitted ``lax.scan``; every result is a deterministic function of the PRNG key. The one-layer
-attention is written here in plain JAX (a single head, no output projection) so that the learned
-map is exactly the quantity the experiment reads out.
+jitted ``lax.scan``; every result is a deterministic function of the PRNG key.
+
+The one-layer attention (a single head, no output projection) is written here in a few lines of
+plain JAX, and is :func:`softmax_stability.attention.dot_product_attention` with a
+``query_temperature`` (graph model, map fitting; values the one-hot tokens) or a
+``value_temperature`` (denoiser): ``tests/test_ssa_toy.py`` checks both equalities to float32 and
+float64 rounding. It does not call that function because the graph and map experiments read the
+*log*-map (``log_softmax``, accurate even for weights that underflow in float32), the denoiser's
+values have another width than its keys, and its gate may reach :math:`\tau_v \le 0` (a noise
+token removed exactly), which ``dot_product_attention`` rejects as a temperature.
 
 What the reconstructions show at the default sizes (quick profile; these are observations about
 *our* setups, not the paper's numbers): the SSA model has lower cross-entropy and L1 error on the
 graph task, a smaller :math:`\|W_qW_k^\top\|_2` in the fitting experiment, and the value-selective
 model a lower denoising MSE than vanilla attention (close to the Bayes risk). The learned graph
 temperature *increases* with the node degree here, whereas ssa.md §5 item 21 expects the opposite
-([RECALL]/[OURS], unconfirmed); under weight decay a logit gap costs a row norm that grows with
-:math:`d(K-d)/K` (ssa.md §2.1, Lemma B), so the temperature pays off most on denser rows.
+([RECALL]/[OURS], unconfirmed; the figures ``ssa_fig3`` and ``ssa_table1`` state the direction
+measured in each run and whether it agrees); under weight decay a logit gap costs a row norm that
+grows with :math:`d(K-d)/K` (ssa.md §2.1, Lemma B), so the temperature pays off most on denser rows.
 """
 
 from __future__ import annotations
@@ -283,7 +291,10 @@ def graph_log_probs(params: dict) -> jax.Array:
     context holds every vocabulary token once, and the prediction of the next token is the
     attention distribution over the context (a pointer head, no positional information). The
     query temperature :math:`\tau_i` is a row scale of the logits (ssa.md §1.6); vanilla has
-    :math:`\tau\equiv1`.
+    :math:`\tau\equiv1`. So :math:`\hat P V` is
+    :func:`softmax_stability.attention.dot_product_attention` of queries :math:`W_q`, keys
+    :math:`W_k`, values :math:`V` with ``query_temperature`` :math:`\tau` (tested with
+    :math:`V = I_K`).
 
     Returns:
         ``(K, K)`` log-probabilities, each row normalised.
@@ -295,10 +306,18 @@ def graph_log_probs(params: dict) -> jax.Array:
         >>> print(jnp.allclose(jnp.exp(graph_log_probs(p)).sum(1), 1.0, atol=1e-6))
         True
     """
-    wq, wk = params["wq"], params["wk"]
-    logits = (wq @ wk.T) / math.sqrt(wq.shape[1])
-    tau = node_temperature(params)
-    return jax.nn.log_softmax(tau[:, None] * logits, axis=-1)
+    return _pointer_log_probs(params, math.sqrt(params["wq"].shape[1]))
+
+
+def _pointer_log_probs(params: dict, sqrt_dh: float | None) -> jax.Array:
+    """log softmax_j(tau_i (W_q W_k^T)_ij / sqrt_dh) with tau = node_temperature(params); the one
+    attention of the graph model (sqrt_dh = sqrt(d_head)) and of the map fitting (None: no scale).
+    Equal to log of attention.dot_product_attention(W_q, W_k, I_K, query_temperature=tau) (tests)."""
+    logits = params["wq"] @ params["wk"].T
+    if sqrt_dh is not None:
+        logits = logits / sqrt_dh
+    # log_softmax rather than log(attention weights): the cross-entropy needs tiny weights' logs
+    return jax.nn.log_softmax(node_temperature(params)[:, None] * logits, axis=-1)
 
 
 def graph_cross_entropy(p_true: Any, log_p: Any) -> jax.Array:
@@ -460,15 +479,12 @@ def _fit_map(key, target, *, temperature, steps, learning_rate, eps):
               "wk": s * jax.random.normal(kk, (k, k), target.dtype)}
     if temperature:
         params["t"] = jnp.zeros((k,), target.dtype)
-    n = jnp.asarray(k, target.dtype)
     opt = optax.adam(learning_rate)
 
     def log_probs(prm):
-        logits = prm["wq"] @ prm["wk"].T
-        if temperature:  # per-query temperature, global (position) part frozen at alpha = 0
-            tau = ssa_temperature(n, jnp.zeros((), target.dtype), prm["t"], parametrisation="linear")
-            logits = tau[:, None] * logits
-        return jax.nn.log_softmax(logits, axis=-1)
+        # the graph model's attention without the 1/sqrt(d) scale: tau_i = 1 + tanh t_i, position
+        # part frozen at alpha = 0 (node_temperature); tau = 1 exactly without "t"
+        return _pointer_log_probs(prm, None)
 
     def loss_fn(prm):
         return -jnp.mean(jnp.sum(jnp.where(target > 0, target * log_probs(prm), 0.0), axis=-1))
@@ -491,9 +507,7 @@ def _fit_map(key, target, *, temperature, steps, learning_rate, eps):
     init = (params, opt.init(params), jnp.asarray(False), jnp.zeros((k, k), target.dtype),
             jnp.asarray(-1, jnp.int32))
     (prm, _, hit, w_hit, t_hit), errs = jax.lax.scan(step, init, jnp.arange(steps, dtype=jnp.int32))
-    tau = (ssa_temperature(n, jnp.zeros((), target.dtype), prm["t"], parametrisation="linear")
-           if temperature else jnp.ones((k,), target.dtype))
-    return hit, jnp.linalg.norm(w_hit, 2), t_hit, errs[-1], tau
+    return hit, jnp.linalg.norm(w_hit, 2), t_hit, errs[-1], node_temperature(prm)
 
 
 def fit_attention_map(key: Any, target: Any, *, temperature: bool, steps: int = 500,
@@ -793,7 +807,11 @@ def denoiser_apply(params: dict, x: Any, flags: Any) -> jax.Array:
     parameters hold ``alpha`` (value-selective attention), and :math:`\tau_v\equiv1` (vanilla)
     otherwise. The value temperature gates each *key's value* (ssa.md §1.6), so noise tokens can be
     removed entirely and the output can be 0, while vanilla output is a convex combination of
-    :math:`W_v^\top h_j`.
+    :math:`W_v^\top h_j`. Where :math:`\tau_v > 0` this is
+    :func:`softmax_stability.attention.dot_product_attention` with query :math:`q`, keys
+    :math:`W_k^\top h_j`, values :math:`W_v^\top h_j`, ``scale`` :math:`1/\sqrt{d_h}` and
+    ``value_temperature`` :math:`\tau_v` (tested); the gate is written out here because it may
+    reach 0 or below, which that function does not accept.
 
     Returns:
         ``(..., d)`` estimate of :math:`\mu`.
