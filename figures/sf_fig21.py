@@ -2,8 +2,11 @@
 
 For each full-softmax dispersion :math:`\\delta_s`, condition (304) holds iff
 :math:`c_2 = \\Delta/\\delta_s > c_2^{\\min,W}(c_1)`, :math:`c_1 = \\delta_h/\\delta_s`. Lines: the closed form
-:func:`softmax_stability.focus.c2_min_w`; markers: the authors' grid search (``bounds.py``, step 0.01)
-by :func:`softmax_stability.focus.c2_min_grid`. For :math:`\\delta_s \\le \\ln 2` (0.25, 0.5) the region is
+:func:`softmax_stability.focus.c2_min_w`; markers: every point of the authors' grid search (``bounds.py``,
+step 0.01 in :math:`c_1` and :math:`c_2`) by :func:`softmax_stability.focus.c2_min_grid`, one per
+:math:`c_1` where some grid :math:`c_2 < 1` satisfies (304). The largest distance between a grid point and
+the closed form is recorded as ``max_grid_minus_closed`` (with the number of points compared); it is at
+most the grid step (asserted by the smoke test). For :math:`\\delta_s \\le \\ln 2` (0.25, 0.5) the region is
 empty and nothing is drawn, as in the paper.
 """
 
@@ -22,8 +25,11 @@ PRECISION = 0.01
 
 
 def boundary_curves(condition: str, beta=None, *, n_line: int = 2000):
-    """Closed-form lines and grid-search points for every delta_s; returns (rows, max_gap) where
-    rows are (delta_s, c1, c2_closed, c2_grid) and max_gap the largest |grid - closed| seen."""
+    """Closed-form lines and grid-search points for every delta_s.
+
+    Returns ``(c1_line, lines, rows, gap, compared)``: rows are (delta_s, c1, c2_closed, c2_grid),
+    gap the largest |grid - max(closed, 0)| over the ``compared`` points where both exist below the
+    grid's last step (there the grid value lies in (closed, closed + step])."""
     import jax
 
     from softmax_stability import focus
@@ -31,7 +37,7 @@ def boundary_curves(condition: str, beta=None, *, n_line: int = 2000):
     jax.config.update("jax_enable_x64", True)
     c1_grid = np.arange(PRECISION, 1, step=PRECISION)  # the authors' c1 values
     c1_line = np.linspace(0.0, 1.0, n_line)
-    rows, lines, gap = [], {}, 0.0
+    rows, lines, gap, compared = [], {}, 0.0, 0
     for ds in DELTA_S:
         if condition == "w":
             closed_line = np.asarray(focus.c2_min_w(c1_line, ds))
@@ -45,9 +51,10 @@ def boundary_curves(condition: str, beta=None, *, n_line: int = 2000):
         both = np.isfinite(grid) & (closed < 1 - PRECISION)
         if np.any(both):
             gap = max(gap, float(np.max(np.abs(grid[both] - np.maximum(closed[both], 0)))))
+            compared += int(np.sum(both))
         for c, cl, gr in zip(c1_grid, closed, grid):
             rows.append((ds, round(float(c), 10), float(cl), float(gr)))
-    return c1_line, lines, rows, gap
+    return c1_line, lines, rows, gap, compared
 
 
 def draw_panel(ax, c1_line, lines, rows):
@@ -59,8 +66,8 @@ def draw_panel(ax, c1_line, lines, rows):
             continue
         ax.plot(c1_line, y, color=color, lw=1.2, label=f"{ds:g}")
         pts = np.array([(c, g) for d, c, _, g in rows if d == ds and np.isfinite(g)])
-        if pts.size:
-            ax.plot(pts[::3, 0], pts[::3, 1], "o", ms=2.2, color=color, alpha=0.7)
+        if pts.size:  # every grid point (step 0.01): small hollow markers keep the lines readable
+            ax.plot(pts[:, 0], pts[:, 1], "o", ms=1.6, mew=0.4, mfc="none", color=color, alpha=0.8)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal", adjustable="box")
@@ -69,12 +76,13 @@ def draw_panel(ax, c1_line, lines, rows):
 
 @figure(name="sf_fig21", order=210,
         caption="Minimal c2 = Delta/delta_s against c1 = delta_h/delta_s for condition (304), "
-                "lambda_W(topk) < lambda_W(full): closed form (lines) and the authors' grid search "
-                "at step 0.01 (markers); empty for delta_s <= ln 2.",
+                "lambda_W(topk) < lambda_W(full): closed form (lines) and every point of the authors' "
+                "grid search at step 0.01 (markers); empty for delta_s <= ln 2.",
         source="SF Fig. 21 (reproduced from the authors' bounds.py conditions)")
 def make(ctx: FigureContext) -> None:
-    c1_line, lines, rows, gap = boundary_curves("w")
-    ctx.params.update(delta_s=list(DELTA_S), grid_precision=PRECISION, max_grid_minus_closed=gap)
+    c1_line, lines, rows, gap, compared = boundary_curves("w")
+    ctx.params.update(delta_s=list(DELTA_S), grid_precision=PRECISION, max_grid_minus_closed=gap,
+                      grid_points_compared=compared)
     fig, ax = plt.subplots(figsize=(5.4, 4.2))
     draw_panel(ax, c1_line, lines, rows)
     ax.set_ylabel(r"$c_2 = \Delta/\delta_s$")

@@ -53,8 +53,8 @@ __all__ = [
 def status_by_check(results=None) -> dict[str, str]:
     """``{check_id: status}`` over ``results`` (default: a fresh :func:`run_all`).
 
-    Useful for claims that cite a check deriving a sibling claim (e.g. ``J3b`` cites
-    ``softmax_jacobian.characteristic_polynomial``, registered under ``J3``).
+    Useful for claims that cite a check deriving a sibling claim (e.g. ``J5b`` cites
+    ``softmax_jacobian.one_norm``, registered under ``J5``).
     """
     if results is None:
         results = run_all()

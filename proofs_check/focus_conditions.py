@@ -60,6 +60,7 @@ __all__ = [
     "c2min_w_closed_form",
     "c2min_x_closed_form",
     "infeasible_threshold_closed_form",
+    "weight_extremes",
     "certify_nonneg_n_delta",
     "dispersion_bounds",
     "pmax_bound",
@@ -159,8 +160,10 @@ def certify_nonneg_n_delta(expr, n=_n, delta=_delta):
     return False, f"= {short(sub, 100)} with e^delta = 1+t, n = 1+m: {where}"
 
 
-def _extremes(n, delta):
-    """Exact extremes of p_j over logits with max - min <= delta (needle configurations)."""
+def weight_extremes(n, delta):
+    r"""``(lower, upper)`` = :math:`(1/(1+(n-1)e^{\delta}),\ 1/(1+(n-1)e^{-\delta}))`, the exact extremes
+    of a softmax weight over logits with :math:`\max z - \min z \le \delta` (needle configurations;
+    derived by the checks, not under test; the library's ``pmin_bound``/``pmax_bound``)."""
     return 1 / (1 + (n - 1) * sp.exp(delta)), 1 / (1 + (n - 1) * sp.exp(-delta))
 
 
@@ -186,7 +189,7 @@ def _monotone_step(proof):
 def dispersion_bounds(bounds=dispersion_bounds_closed_form) -> Proof:
     proof = Proof()
     _monotone_step(proof)
-    lo_ext, hi_ext = _extremes(_n, _delta)
+    lo_ext, hi_ext = weight_extremes(_n, _delta)
     lower, upper = bounds(_n, _delta)
     ok, text = certify_nonneg_n_delta(upper - hi_ext)
     proof.require(ok, f"upper - 1/(1+(n-1)e^-delta) {text}")
@@ -212,7 +215,7 @@ def pmax_bound(pmax=pmax_closed_form) -> Proof:
         "p_max = 1/(1 + sum_k e^(d_k)), d_k = z_k - z_max in [-delta, 0], decreasing in each d_k: "
         "the supremum is at d_k = -delta, 1/(1+(n-1)e^-delta), attained",
     )
-    _, hi_ext = _extremes(_n, _delta)
+    _, hi_ext = weight_extremes(_n, _delta)
     res = rat_residual(sp.sympify(pmax(_n, _delta)).subs({_delta: sp.log(1 + _t)}) - hi_ext.subs({_delta: sp.log(1 + _t)}))
     proof.require(res == 0, f"formula - 1/(1+(n-1)e^-delta) = {short(res)} (general n, e^delta = 1+t)")
     return proof

@@ -19,6 +19,24 @@ What each check proves, by what method, and its limits:
   (1 - \sum_i p_i^2/(p_i - \lambda))` with :math:`D=\mathrm{diag}(p)` as polynomial identities in
   :math:`(p, \lambda)` for every :math:`n \le 6` (this holds for any :math:`p`, it is the matrix
   determinant lemma), and :math:`\lambda = 0` is a root when :math:`\sum p = 1`.
+* ``interlacing`` [J3b] -- for **distinct** sorted :math:`p_{(1)} > \dots > p_{(n)} > 0` on the
+  simplex (written :math:`p_{(i)} = r_i/t`, :math:`r_i = g_i + \dots + g_n` with positive gaps
+  :math:`g`, :math:`t = \sum r` substituted only where :math:`\sum p = 1` is used), every
+  :math:`n \le 6`: (a) :math:`\det(J_0 - \lambda I)` equals the secular form under test, and
+  that divided by :math:`\prod(p_i - \lambda)` is :math:`f(\lambda) = 1 - \sum_i p_i^2/(p_i-\lambda)`,
+  so away from the poles the eigenvalues are the roots of :math:`f`; (b)
+  :math:`f'(\lambda) = -\sum_i p_i^2/(p_i-\lambda)^2 < 0`; (c) at each pole
+  :math:`\varepsilon f(p_{(i)} \pm \varepsilon) \to \pm p_{(i)}^2` (so :math:`f \to \pm\infty`
+  right/left of each pole) and :math:`f \to 1` at :math:`\pm\infty`; (d) each bracket of the
+  statement under test is verified: an open bracket :math:`(a, b)` has no pole inside, :math:`f > 0`
+  at :math:`a^+` and :math:`f < 0` at :math:`b^-` (signs decided by SymPy), hence exactly one root
+  (strictly decreasing, continuous); a point bracket :math:`\{x\}` has :math:`f(x) = 0` exactly
+  (:math:`f(0) = 1 - \sum p = 0`). :math:`n` brackets, disjoint and in descending order, give
+  :math:`n` distinct roots of the degree-:math:`n` characteristic polynomial, i.e. all eigenvalues:
+  :math:`p_{(1)} > \lambda_1 > p_{(2)} > \dots > p_{(n)} > \lambda_n = 0`. Limits: ties
+  (:math:`p_{(i)} = p_{(i+1)}`) are **not** derived symbolically; the non-strict statement there
+  follows by continuity of the eigenvalues of a symmetric matrix in its entries (distinct points are
+  dense in the simplex), which is argued, not computed.
 * ``spectral_half`` [J2] -- general :math:`n`: with indexed sums over a symbolic :math:`n`,
   :math:`\mathrm{E}_p(v-c)^2 - \mathrm{Var}_p(v) = (\mathrm{E}_p v - c)^2`; pointwise
   :math:`((b-a)/2)^2 - (v_i - (a+b)/2)^2 = (b - v_i)(v_i - a) \ge 0`; and
@@ -79,11 +97,14 @@ __all__ = [
     "one_norm_bound_closed_form",
     "inf_to_one_subset_closed_form",
     "inf_to_one_bound_closed_form",
+    "interlacing_brackets_closed_form",
+    "sorted_simplex",
     "variance_half_chain",
     "derivative",
     "symmetric_kernel",
     "variance_form",
     "characteristic_polynomial",
+    "interlacing",
     "spectral_half",
     "frobenius",
     "one_norm",
@@ -111,6 +132,17 @@ def variance_closed_form(p, v, beta=1):
 def secular_closed_form(p, lam):
     r""":math:`\det(\mathrm{diag}(p) - \lambda I)\,(1 - \sum_i p_i^2/(p_i - \lambda))`."""
     return sp.Mul(*[pi - lam for pi in p]) * (1 - sp.Add(*[pi**2 / (pi - lam) for pi in p]))
+
+
+def interlacing_brackets_closed_form(p):
+    r"""Where each eigenvalue of :math:`J_0` lies, for ``p`` sorted in descending order.
+
+    ``[(p_(2), p_(1)), (p_(3), p_(2)), ..., (p_(n), p_(n-1)), (0, 0)]``: :math:`\lambda_i` in the open
+    interval :math:`(p_{(i+1)}, p_{(i)})` for :math:`i < n`, and :math:`\lambda_n = 0` (a pair
+    ``(x, x)`` means "exactly x"); ``-oo``/``oo`` are allowed as endpoints.
+    """
+    p = list(p)
+    return [(p[i + 1], p[i]) for i in range(len(p) - 1)] + [(sp.Integer(0), sp.Integer(0))]
 
 
 def spectral_bound_closed_form(beta):
@@ -308,6 +340,166 @@ def characteristic_polynomial(secular=secular_closed_form, n_max: int = 6) -> Pr
 
     _all_n(proof, n_max, identity, "det(J0 - lam I) - formula (polynomial identity in p, lam)")
     _all_n(proof, n_max, zero_root, "formula at lam = 0 with sum p = 1")
+    return proof
+
+
+def sorted_simplex(n: int):
+    """Distinct sorted points of the open simplex: ``(gaps, t, total, p)``.
+
+    ``p[i] = r_i / t`` with ``r_i = g_{i+1} + ... + g_n`` (positive gap symbols ``g``), so
+    ``p[0] > p[1] > ... > p[n-1] > 0`` is decided by SymPy; ``t`` is a positive symbol and
+    ``total = sum r`` the value that puts ``p`` on the simplex (substitute ``t -> total`` only
+    where ``sum p = 1`` is used: keeping ``t`` free keeps the rational functions small).
+    """
+    g = sp.symbols(f"g1:{n + 1}", positive=True)
+    t = sp.Symbol("t", positive=True)
+    r = [sp.Add(*g[i:]) for i in range(n)]
+    return g, t, sp.Add(*r), [ri / t for ri in r]
+
+
+def _value_at_zero(expr, eps):
+    """``lim_{eps -> 0+} expr`` for a rational function of ``eps`` that has a finite limit.
+
+    Term by term (each term cancelled, then ``eps = 0``): cheap when only some terms carry a
+    removable singularity; falls back to the canonical form of the whole expression.
+    """
+    expr = sp.expand(expr, deep=False, mul=True, multinomial=False, power_exp=False,
+                     power_base=False, log=False)
+    terms = expr.args if expr.is_Add else (expr,)
+    val = sp.Add(*[sp.cancel(term).subs(eps, 0) for term in terms])
+    if val.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        val = rat_residual(expr).subs(eps, 0)
+    return rat_residual(val)
+
+
+def _side_sign(f, lam, point, side, poles, on_simplex, eps):
+    """Sign of ``f`` just to the ``side`` (+1 right, -1 left) of ``point``: +1, -1, or None (undecided).
+
+    ``point`` = -oo/oo: the value of ``lim f``; ``point`` a pole: the sign of
+    ``lim eps f(point + side eps)`` (nonzero, so ``f -> +-oo``); otherwise the sign of ``f(point)``
+    on the simplex (zero counts as undecided: a bracket's root must be strictly inside).
+    """
+    if point in (sp.oo, -sp.oo):
+        val = _value_at_zero(f.subs(lam, (1 if point == sp.oo else -1) / eps), eps)
+        text = f"f -> {val} at {point}"
+    elif any(rat_residual(point - q) == 0 for q in poles):
+        val = _value_at_zero(eps * f.subs(lam, point + side * eps), eps)
+        text = f"eps f({point} {'+' if side > 0 else '-'} eps) -> {short(val, 60)}"
+    else:
+        val = rat_residual(on_simplex(f.subs(lam, point)))
+        text = f"f({short(point, 40)}) = {short(val, 60)}"
+    if val.is_positive:
+        return 1, text
+    if val.is_negative:
+        return -1, text
+    return None, text + " (sign undecided)"
+
+
+def _le(a, b, on_simplex) -> bool:
+    """``a <= b`` decided by SymPy (infinite endpoints allowed)."""
+    if a == -sp.oo or b == sp.oo:
+        return True
+    if a == sp.oo or b == -sp.oo:
+        return False
+    d = rat_residual(on_simplex(b - a))
+    return d == 0 or bool(d.is_positive)
+
+
+def _interlacing_n(n, brackets, secular):
+    """All steps of the interlacing check for one n; returns (ok, text)."""
+    lam = sp.Symbol("lam")
+    eps = sp.Symbol("eps", positive=True)
+    # (a) characteristic polynomial = formula under test = prod(p_i - lam) f(lam), generic p
+    q = sp.symbols(f"p1:{n + 1}", positive=True)
+    f_gen = 1 - sp.Add(*[qi**2 / (qi - lam) for qi in q])
+    charp = det(jacobian_closed_form(q) - lam * sp.eye(n))
+    sec = sp.sympify(secular(list(q), lam))
+    r1 = rat_residual(charp - sec)
+    r2 = rat_residual(sec / sp.Mul(*[qi - lam for qi in q]) - f_gen)
+    if r1 != 0 or r2 != 0:
+        return False, f"n={n}: det(J0 - lam I) - formula = {short(r1)}; formula/prod(p_i - lam) - f = {short(r2)}"
+    # (b) f strictly decreasing between poles
+    r3 = rat_residual(sp.diff(f_gen, lam) + sp.Add(*[qi**2 / (qi - lam) ** 2 for qi in q]))
+    if r3 != 0:
+        return False, f"n={n}: f' + sum p^2/(p-lam)^2 = {short(r3)}"
+    # (c) + (d) on distinct sorted points of the simplex
+    _, t, total, p = sorted_simplex(n)
+    f = f_gen.subs(dict(zip(q, p)), simultaneous=True)
+
+    def on_simplex(e):
+        return e.subs(t, total)
+
+    for i, pi in enumerate(p):
+        for side in (1, -1):
+            sgn, text = _side_sign(f, lam, pi, side, p, on_simplex, eps)
+            if sgn != side:  # right of a pole f -> +oo, left of it f -> -oo
+                return False, f"n={n}: pole p_({i + 1}): {text}, expected f -> {'+' if side > 0 else '-'}oo"
+    for end in (-sp.oo, sp.oo):
+        sgn, text = _side_sign(f, lam, end, 1, p, on_simplex, eps)
+        if sgn != 1:
+            return False, f"n={n}: {text}, expected f -> 1"
+    claimed = [tuple(sp.sympify(e) for e in br) for br in brackets(list(p))]
+    if len(claimed) != n:
+        return False, f"n={n}: {len(claimed)} brackets for {n} eigenvalues"
+
+    def is_point(a, b):
+        return a not in (sp.oo, -sp.oo) and b not in (sp.oo, -sp.oo) and rat_residual(on_simplex(b - a)) == 0
+
+    for j, (a, b) in enumerate(claimed):
+        what = f"n={n}, bracket {j + 1} ({short(a, 40)}, {short(b, 40)})"
+        if is_point(a, b):
+            if any(rat_residual(on_simplex(a - pk)) == 0 for pk in p):
+                # det(J0 - p_i I) = -p_i^2 prod_{j != i}(p_j - p_i) != 0 for distinct p
+                return False, f"{what}: a pole of f, never an eigenvalue for distinct p"
+            val = on_simplex(f.subs(lam, a))
+            val = rat_residual(val) if not val.has(sp.zoo, sp.nan) else val
+            if val != 0:
+                return False, f"{what}: f there = {short(val, 80)}, not a root"
+            continue
+        if not (_le(a, b, on_simplex) and a != sp.oo and b != -sp.oo):
+            return False, f"{what}: not an interval a < b"
+        inside = [k for k, pk in enumerate(p) if not (_le(pk, a, on_simplex) or _le(b, pk, on_simplex))]
+        if inside:
+            return False, f"{what}: pole p_({inside[0] + 1}) not outside the bracket (or undecided)"
+        s_a, t_a = _side_sign(f, lam, a, 1, p, on_simplex, eps)
+        s_b, t_b = _side_sign(f, lam, b, -1, p, on_simplex, eps)
+        if s_a != 1 or s_b != -1:
+            return False, f"{what}: {t_a}; {t_b}: no sign change + to - (no root)"
+    for j in range(n - 1):  # descending (next right end <= this left end) and disjoint: n distinct roots
+        (a1, b1), (a2, b2) = claimed[j], claimed[j + 1]
+        same_point = is_point(a1, b1) and is_point(a2, b2) and rat_residual(on_simplex(a1 - a2)) == 0
+        if not _le(b2, a1, on_simplex) or same_point:
+            return False, f"n={n}: brackets {j + 1} and {j + 2} overlap or are out of order"
+    return True, ""
+
+
+@check(
+    "J3b-softmax-interlacing",
+    symbolic_upto(6),
+    "distinct sorted p on the simplex: p_(1) > lam_1 > p_(2) > ... > p_(n) > lam_n = 0 (ties: by continuity)",
+)
+def interlacing(brackets=interlacing_brackets_closed_form, secular=secular_closed_form, n_max: int = 6) -> Proof:
+    """Eigenvalues of J0 in the brackets ``brackets(p)`` (p sorted descending), via the secular function."""
+    proof = Proof(symbolic_upto(n_max))
+    bad = []
+    for n in range(2, n_max + 1):
+        ok, text = _interlacing_n(n, brackets, secular)
+        if not ok:
+            bad.append(text)
+    proof.require(
+        not bad,
+        f"every n in 2..{n_max}: det(J0 - lam I) = prod(p_i - lam) f(lam), f = 1 - sum p_i^2/(p_i - lam); "
+        "f' = -sum p_i^2/(p_i - lam)^2 < 0; eps f(p_(i) +- eps) -> +-p_(i)^2 (f -> +-oo right/left of each "
+        "pole), f -> 1 at +-oo; every claimed bracket: open ones hold no pole, f > 0 at the left end and "
+        "< 0 at the right end (one root each), point ones are exact roots (f(0) = 1 - sum p = 0); n disjoint "
+        "brackets in descending order = all n eigenvalues"
+        + (": " + "; ".join(bad) if bad else ""),
+    )
+    proof.note(
+        "for distinct p this gives p_(1) > lam_1 > p_(2) > ... > p_(n) > lam_n = 0 (with the default brackets); "
+        "ties are not derived here: the non-strict inequalities extend to them by continuity of the "
+        "eigenvalues of a symmetric matrix (argued, not computed)"
+    )
     return proof
 
 

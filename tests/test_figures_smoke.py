@@ -25,6 +25,12 @@ def test_figure_smoke(name, tmp_path):
     for f in prov["files"]:
         assert (tmp_path / f).stat().st_size > 0, f
     assert any(f.endswith(".png") for f in prov["files"]) or any(f.endswith(".md") for f in prov["files"])
+    if name in ("sf_fig21", "sf_fig22"):  # every grid point lies within one grid step of the closed form
+        gaps = prov["params"]["max_grid_minus_closed"]
+        gaps = gaps.values() if isinstance(gaps, dict) else [gaps]
+        step = prov["params"]["grid_precision"]
+        assert all(0 < g <= step * (1 + 1e-9) for g in gaps), (gaps, step)
+        assert prov["params"]["grid_points_compared"] > (100 if name == "sf_fig21" else 400)
 
 
 def test_unknown_figure_lists_valid(tmp_path):

@@ -209,7 +209,7 @@ register(Claim(
     bound=lambda prm: 0.0,
     measure=_interlacing_violation,
     sample=_dense,
-    proof="softmax_jacobian.characteristic_polynomial",
+    proof="softmax_jacobian.interlacing",
     atol=1e-12,
 ))
 
