@@ -39,7 +39,6 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from softmax_stability import attention as A  # noqa: E402
-from softmax_stability import temperature  # noqa: E402
 
 B, N, D = 4, 8, 64
 
@@ -54,13 +53,16 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+SSA_CONFIG = A.SSAConfig(N * D, N)  # sigmoid gain, query + value sites, weight-shared token part
+
+
 def _ssa_temps(params, q, v, pos):
+    """The layer's own temperatures (``attention.ssa_temperatures``) from the projected q and v."""
     n = (pos + 1.0)[None, :, None]
-    fq = jnp.einsum("btnh,nh->btn", jax.nn.gelu(q, approximate=False), params["uq"])
-    fv = jnp.einsum("btnh,nh->btn", jax.nn.gelu(v, approximate=False), params["uv"])
-    tq = temperature.ssa_temperature(n, params["aq"], fq)
-    tv = temperature.ssa_temperature(n, params["av"], fv)
-    return tq, tv
+    x = jnp.zeros(q.shape[:2] + (N * D,), q.dtype)  # unused with weight sharing and projections given
+    taus = A.ssa_temperatures(params, x, config=SSA_CONFIG, n_query=n, n_key=n,
+                              projected={"query": q, "value": v})
+    return taus["query"], taus["value"]
 
 
 def _variants(T: int, backend: str, k_values):
@@ -98,8 +100,8 @@ def _memory_mib(compiled) -> float | None:
 def bench(T: int, repeats: int, k_values, backend: str):
     key = jax.random.PRNGKey(T)
     q, k, v, g = jax.random.normal(key, (4, B, T, N, D), jnp.float32)
-    params = {"aq": jnp.float32(0.0), "av": jnp.float32(0.0),
-              "uq": 0.1 * jnp.ones((N, D), jnp.float32), "uv": 0.1 * jnp.ones((N, D), jnp.float32)}
+    site = {"alpha": jnp.float32(0.0), "u": 0.1 * jnp.ones((N, D), jnp.float32)}
+    params = {"temperature": {"query": dict(site), "value": dict(site)}}
     compiled, rows = {}, []
     for name, fn in _variants(T, backend, k_values).items():
         loss = lambda q, k, v, p, fn=fn: jnp.sum(fn(q, k, v, p) * g)  # noqa: E731

@@ -997,9 +997,9 @@ def _init_temperature_arrays(k_temp, config, init, alpha, dtype):
 def _token_logit(t: Mapping[str, Any], x: jax.Array, projected: jax.Array, shared: bool) -> jax.Array:
     """f(x) per token and head, [B, L, N]."""
     if shared:  # u_h . GELU(projected_h): reuses the layer's projection
-        g = jax.nn.gelu(projected, approximate=False)
+        g = temperature.gelu(projected)
         return jnp.einsum("blnh,nh->bln", g, t["u"].astype(g.dtype))
-    h = jax.nn.gelu(x @ t["w1"].astype(x.dtype) + t["b1"].astype(x.dtype), approximate=False)
+    h = temperature.gelu(x @ t["w1"].astype(x.dtype) + t["b1"].astype(x.dtype))
     return h @ t["u"].astype(x.dtype)
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "ssmax",
     "position_gain",
     "position_temperature",
+    "gelu",
     "token_logit",
     "token_temperature",
     "ssa_temperature",
@@ -220,6 +221,54 @@ def position_temperature(n: Any, alpha: Any, parametrisation: str = "sigmoid") -
     return 1.0 + g * jnp.log(_check_n(n))
 
 
+_INV_SQRT2 = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+@jax.custom_jvp
+def gelu(x: jax.Array) -> jax.Array:
+    r"""Exact (erf) GELU, :math:`\operatorname{GELU}(x) = x\,\Phi(x)`, with a closed-form derivative.
+
+    .. math::
+        \Phi(x) = \tfrac12\big(1 + \operatorname{erf}(x/\sqrt2)\big), \qquad
+        \operatorname{GELU}'(x) = \Phi(x) + x\,\varphi(x),\quad
+        \varphi(x) = e^{-x^2/2}/\sqrt{2\pi}.
+
+    The same function as ``jax.nn.gelu(x, approximate=False)`` (the SSA authors' PyTorch default,
+    ``nn.GELU()``); the ``custom_jvp`` computes :math:`\Phi` once for the value and the
+    derivative, where autodiff of the erf form evaluates it again in the backward pass. On the
+    SSA token features that is most of the layer's overhead over plain attention on a CPU
+    (``benchmarks/RESULTS.md``). Higher derivatives work (the rule is itself differentiable).
+
+    Accuracy: absolute error a few ulp of :math:`\max(|x|, 1)`, as ``jax.nn.gelu``'s; relative
+    accuracy is lost in the far left tail (:math:`1 + \operatorname{erf}` cancels, so values
+    below about :math:`10^{-16}|x|` in float64 come out as 0 or with few correct digits), where
+    ``jax.nn.gelu`` uses ``erfc``. As a token feature (summed with O(1) terms) that is immaterial.
+
+    Args:
+      x: a float array.
+
+    Returns:
+      :math:`x\,\Phi(x)`, elementwise.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> [round(float(v), 6) for v in gelu(jnp.array([-1.0, 0.0, 1.0]))]
+      [-0.158655, 0.0, 0.841345]
+    """
+    # erf, not erfc: XLA's erfc evaluates two approximations and selects (SSA layer 1.26x -> 1.14x
+    # plain attention at T = 512 on CPU); the price is relative accuracy where x << 0 (below)
+    return x * (0.5 + 0.5 * jax.lax.erf(x * _INV_SQRT2))
+
+
+@gelu.defjvp
+def _gelu_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    cdf = 0.5 + 0.5 * jax.lax.erf(x * _INV_SQRT2)
+    pdf = jnp.exp(-0.5 * x * x) * _INV_SQRT_2PI
+    return x * cdf, (cdf + x * pdf) * dx
+
+
 def token_logit(x: Any, w: Any, u: Any) -> jax.Array:
     r"""The SSA token feature :math:`f(x) = u^\top \operatorname{GELU}(W^\top x)` (weight-shared form).
 
@@ -247,7 +296,7 @@ def token_logit(x: Any, w: Any, u: Any) -> jax.Array:
     u = as_float_array(u, "u")
     if x.ndim < 1 or w.ndim != 2 or u.ndim != 1 or x.shape[-1] != w.shape[0] or w.shape[1] != u.shape[0]:
         raise ValueError(f"need x (..., d), w (d, d_h), u (d_h,); got shapes {x.shape}, {w.shape}, {u.shape}")
-    return jax.nn.gelu(x @ w, approximate=False) @ u
+    return gelu(x @ w) @ u
 
 
 def token_temperature(token_logit: Any) -> jax.Array:
