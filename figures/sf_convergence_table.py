@@ -21,11 +21,13 @@ from figures._common import FigureContext, figure
         source="SF appendix tables (convergence epoch, trfigs.py; reproduced at reduced size)", order=61)
 def make(ctx: FigureContext) -> None:
     from figures.sf_fig1 import collect_runs
+    from softmax_stability.experiments import runner
     from softmax_stability.experiments.runner import epochs_to_accuracy
 
     s, runs = collect_runs(ctx)
     rows, md = [], ["# Epochs to 95% training accuracy", "",
-                    f"Profile `{ctx.profile}`: seeds {list(s['seeds'])}, settings {s['overrides'] or 'the paper'}.",
+                    f"Profile `{ctx.profile}`: seeds {list(s['seeds'])}; deviations from the authors' setup: "
+                    f"{'; '.join(runner.profile_deviations(ctx.profile))}.",
                     "Speed-up = median epochs of FULL / median epochs of the variant "
                     "(only where both reach 95% on at least half of the seeds).", "",
                     "| task | variant | reached | median epochs | 25-75% | speed-up vs FULL |",

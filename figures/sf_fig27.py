@@ -34,7 +34,7 @@ def radii(profile: str, alphas: np.ndarray) -> np.ndarray:
         source="SF Fig. 27 (reproduced at reduced size)", order=64)
 def make(ctx: FigureContext) -> None:
     from figures.sf_loss_landscape import COLORS, VARIANTS, compute_landscapes
-    from softmax_stability.experiments import landscape
+    from softmax_stability.experiments import landscape, runner
 
     L = compute_landscapes(ctx)
     a, b = L["alphas"], L["betas"]
@@ -109,9 +109,15 @@ def make(ctx: FigureContext) -> None:
               " Both conventions give the same ordering."),
            "", "Caveats: one task, one seed, one pair of random directions; the estimate is a lower bound on the "
            "loss's Lipschitz constant over the plotted region only. "
-           + ("In the quick/smoke profiles the models are trained for a few epochs on a small set (near chance "
-              "on Even Pairs, see `runner.profile_settings`), so these are early-training landscapes, not the "
-              "paper's converged models." if ctx.quick else "")]
+           + (f"In the {ctx.profile} profile the models are trained with reduced settings "
+              f"(`runner.profile_deviations`: {'; '.join(runner.profile_deviations(ctx.profile))}), "
+              "so these are landscapes of smaller, shorter-trained models than the paper's; their training "
+              "accuracies at the plotted point are "
+              + ", ".join(f"{v} {100 * float(L['surfaces'][v]['acc0']):.1f}%" for v in VARIANTS) + "."
+              if ctx.quick else "")
+           + (" The two models are at different stages of training (accuracies more than 10 points apart), so "
+              "the comparison mixes the landscapes' shape with training progress."
+              if np.ptp([float(L["surfaces"][v]["acc0"]) for v in VARIANTS]) > 0.10 else "")]
     ctx.save_markdown("\n".join(md) + "\n")
     ctx.save_json({"estimates": [{"variant": v, "distance": d, "radius": t, "percentile": q, "value": val}
                                  for (v, d, t, q), val in est.items()]}, suffix="data")

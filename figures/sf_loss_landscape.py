@@ -66,7 +66,7 @@ def compute_landscapes(ctx: FigureContext) -> dict:
     alphas = np.linspace(-g["half_width"], g["half_width"], g["n"])
     betas = alphas.copy()
     dseed = landscape.SF_DIRECTION_SEED + ctx.seed
-    ctx.params.update(task=task, run_seed=seed, overrides=s["overrides"], cache="sf_runs", grid_points=g["n"],
+    ctx.params.update(task=task, run_seed=seed, overrides=runner.profile_overrides(ctx.profile, task), cache="sf_runs", grid_points=g["n"],
                       half_width=g["half_width"], direction_seed=dseed, normalization=NORMALIZATION,
                       loss="mean training cross-entropy, evaluation mode, whole training set")
     cache = ctx.out_dir / "sf_landscapes"
@@ -75,7 +75,7 @@ def compute_landscapes(ctx: FigureContext) -> dict:
            "normalization": NORMALIZATION, "surfaces": {}}
     batch = None if jax.default_backend() == "cpu" else 4
     for v in VARIANTS:
-        res = runner.run(runner.RunConfig(task=task, variant=v, seed=seed, **s["overrides"]),
+        res = runner.run(runner.profile_config(ctx.profile, task, v, seed),
                          ctx.out_dir / "sf_runs", progress=ctx.show_progress)
         key = hashlib.sha256(json.dumps([LANDSCAPE_VERSION, res.key, g, dseed, NORMALIZATION],
                                         sort_keys=True).encode()).hexdigest()[:24]

@@ -59,6 +59,88 @@ def test_layer_norm_and_positions_match_definitions():
 
 
 # ------------------------------------------------------------------------------------------------
+# an independent NumPy forward pass (semantic_focus.md §1.1), float64
+
+
+def _np_mask(variant: str, n: int) -> np.ndarray:
+    """Attend pattern written from the authors' description (not from softmax_stability.masks)."""
+    v = parse_variant(variant)
+    g = v.global_tokens
+    core = n - g
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    if v.kind == "BAND":  # k consecutive keys, l = (k-1)//2 to the left, shifted inside at the edges
+        start = np.clip(i - (v.k - 1) // 2, 0, core - v.k)
+        m = (j >= start) & (j < start + v.k)
+    elif v.kind == "BLOC":
+        m = i // v.k == j // v.k
+    else:
+        return np.ones((n, n), bool)
+    glob = (i >= core) | (j >= core)  # global tokens (appended) see and are seen by every token
+    return (m & (i < core) & (j < core)) | glob
+
+
+def _np_forward(params, tokens, cfg) -> np.ndarray:
+    p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
+    B, n = tokens.shape
+    d, H = cfg.d, cfg.heads
+    pos = np.arange(n)[:, None]
+    ang = pos / 10000.0 ** (2 * (np.arange(d) // 2) / d)
+    pe = np.where(np.arange(d) % 2 == 0, np.sin(ang), np.cos(ang))
+    x = p["embed"][tokens] * np.sqrt(d) + pe
+
+    def ln(x, eps):
+        mu = x.mean(-1, keepdims=True)
+        return (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)
+
+    from scipy.special import erf
+    act = {"relu": lambda z: np.maximum(z, 0.0), "gelu": lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2))),
+           "mish": lambda z: z * np.tanh(np.log1p(np.exp(z)))}[cfg.activation]
+    allowed = _np_mask(cfg.variant.name, n)
+    kind, kk = cfg.variant.kind, cfg.variant.k
+    for b in range(cfg.blocks):
+        blk = jax.tree_util.tree_map(lambda a: a[b], p["blocks"])
+        a = blk["attn"]
+        h = ln(x, 0.0 if b == 0 else 1e-5)
+        q, k, v = ((h @ a[w]["w"] + a[w]["b"]).reshape(B, n, H, d) for w in ("wq", "wk", "wv"))
+        heads = []
+        for hh in range(H):
+            z = np.einsum("bqd,bkd->bqk", q[:, :, hh], k[:, :, hh]) * cfg.inv_temp / np.sqrt(d)
+            keep = np.broadcast_to(allowed, z.shape).copy()
+            if kind == "TOPK":
+                keep = np.zeros_like(keep)
+                top = np.argsort(z, axis=-1)[..., -kk:]
+                np.put_along_axis(keep, top, True, axis=-1)
+            zm = np.where(keep, z, -np.inf)
+            e = np.exp(zm - zm.max(-1, keepdims=True))
+            heads.append(np.einsum("bqk,bkd->bqd", e / e.sum(-1, keepdims=True), v[:, :, hh]))
+        x = x + np.concatenate(heads, axis=-1) @ a["wo"]["w"] + a["wo"]["b"]
+        m = blk["mlp"]
+        x = x + act(ln(x, 1e-5) @ m["fc1"]["w"] + m["fc1"]["b"]) @ m["fc2"]["w"] + m["fc2"]["b"]
+    return x.mean(axis=1) @ p["head"]["w"] + p["head"]["b"]
+
+
+@pytest.mark.parametrize("variant, activation", [("FULL", "relu"), ("TOPK(3)", "gelu"), ("BAND(3):1", "mish"),
+                                                 ("BLOC(3)", "relu")])
+def test_forward_equals_independent_numpy_reference(variant, activation):
+    g = parse_variant(variant).global_tokens
+    cfg = sm.ModelConfig(n_tokens=4 + g, n_classes=3, seq_len=9 + g, variant=variant, d=6, d_mlp=5, heads=2,
+                         blocks=2, activation=activation)
+    p32 = sm.init_params(jax.random.PRNGKey(7), cfg)
+    # larger-than-init weights so that attention is far from uniform and top-k/masks matter
+    p32 = jax.tree_util.tree_map(lambda a: a * 3.0, p32)
+    tokens = np.random.default_rng(1).integers(0, 4 + g, (3, 9 + g)).astype(np.int32)
+    want = _np_forward(p32, tokens, cfg)
+    p64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), p32)
+    got64 = sm.apply(p64, jnp.asarray(tokens), cfg)
+    assert got64.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(got64), want, rtol=1e-10, atol=1e-12)
+    got32 = sm.apply(p32, jnp.asarray(tokens), cfg)  # the training dtype
+    assert got32.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(got32), want, rtol=2e-5, atol=2e-5)
+    assert np.ptp(want) > 0.1  # the comparison is not between near-constant outputs
+
+
+# ------------------------------------------------------------------------------------------------
 # variants: the attention pattern the model uses equals softmax_stability.masks
 
 def _attention_probs(variant: str, n: int, seed: int = 0):
@@ -69,7 +151,7 @@ def _attention_probs(variant: str, n: int, seed: int = 0):
     k = jax.random.normal(kk, (2, n, 1, n), jnp.float32)
     v = jnp.broadcast_to(jnp.eye(n, dtype=jnp.float32)[None, :, None, :], (2, n, 1, n))
     mask = sm.static_mask(cfg)
-    out, logits = jax.jit(lambda q, k, v: sm._attend(q, k, v, cfg, mask, None))(q, k, v)
+    out, logits = jax.jit(lambda q, k, v: sm._attend(q, k, v, cfg, mask, None, True))(q, k, v)
     return np.asarray(out[:, :, 0, :]), np.asarray(logits[:, 0])
 
 
@@ -109,6 +191,39 @@ def test_full_variant_is_plain_softmax():
     p, logits = _attention_probs("FULL", 8)
     e = np.exp(logits.astype(np.float64) - logits.max(-1, keepdims=True))
     np.testing.assert_allclose(p, e / e.sum(-1, keepdims=True), rtol=2e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("variant", ["FULL", "TOPK(5)", "BAND(5)", "BAND(5):1", "BLOC(5)", "BLOC(5):1", "BOTK(5)",
+                                     "RND(5)"])
+def test_model_attention_equals_former_private_path(variant):
+    # the model calls softmax_stability.attention.dot_product_attention; it must give what the
+    # model's former private path gave (logits, then maps.softmax / maps.topk_softmax under the
+    # variant's mask) to float32 rounding, for every normaliser and mask of the SF variants
+    from softmax_stability import maps
+
+    v = parse_variant(variant)
+    n = 20 + v.global_tokens
+    cfg = sm.ModelConfig(n_tokens=3, n_classes=2, seq_len=n, variant=variant, d=8, heads=2, inv_temp=1.5)
+    q, k, val = jax.random.normal(jax.random.PRNGKey(5), (3, 2, n, 2, 8), jnp.float32) * 2.0
+    mask = sm.static_mask(cfg)
+    key = jax.random.PRNGKey(9)
+    got, lg = jax.jit(lambda q, k, val: sm._attend(q, k, val, cfg, mask, key, True))(q, k, val)
+    z = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (1.5 / math.sqrt(8))
+    np.testing.assert_array_equal(np.asarray(lg), np.asarray(z))
+    if v.kind == "FULL":
+        p = jax.nn.softmax(z, axis=-1)
+    elif v.kind == "TOPK":
+        p = maps.topk_softmax(z, v.k)
+    elif v.kind == "BOTK":
+        p = maps.softmax(z, where=masks.topk_mask(-z, v.k))
+    elif v.kind == "RND":  # the same draw from the same key
+        idx = jax.random.randint(key, z.shape[:-1] + (v.k,), 0, n)
+        p = maps.softmax(z, where=jnp.any(jax.nn.one_hot(idx, n, dtype=jnp.bool_), axis=-2))
+    else:
+        p = maps.softmax(z, where=jnp.asarray(mask))
+    want = jnp.einsum("bhqk,bkhd->bqhd", p, val)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -255,6 +370,29 @@ def test_corrupt_checkpoint_is_discarded(finished, tmp_path):
     np.testing.assert_allclose(out.history["train_loss"], res.history["train_loss"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("variant", ["RND(3)", "BOTK(3)"])
+def test_control_variants_run_to_a_result(tmp_path, variant):
+    # the authors' controls (RND: random keys per call, BOTK: the k smallest logits) must finish
+    # with statistics, as every Fig. 1 variant does (RND used to crash without a PRNG key there)
+    cfg = rn.RunConfig(**{**TINY, "variant": variant})
+    res = rn.run(cfg, tmp_path, progress=False)
+    assert (res.path / "result.json").exists() and not (res.path / "ckpt.json").exists()
+    assert all(len(res.history[k]) == 2 for k in rn.HISTORY_KEYS)
+    assert np.isfinite(res.history["train_loss"]).all()
+    st = res.stats
+    assert st["k"] == 3 and all(np.isfinite(st["delta_s"])) and len(st["lhs_305"]) == 4
+    again = rn.run(cfg, tmp_path, progress=False)
+    assert again.cached and again.stats == st
+    # the recorded statistics are reproducible from the stored model: same key, same RND masks
+    x = np.asarray(rn.tasks_mod.load_task("even_pairs", 0, n_train=60, n_val=20, length=12).x_train[:20])
+    lg1, lg2 = rn.attention_logits(again, x), rn.attention_logits(again, x)
+    np.testing.assert_array_equal(np.asarray(lg1), np.asarray(lg2))
+    if variant == "RND(3)":  # a different key draws other keys: later blocks' logits change
+        lg3 = rn.attention_logits(again, x, key=jax.random.PRNGKey(123))
+        np.testing.assert_array_equal(np.asarray(lg3[0]), np.asarray(lg1[0]))
+        assert not np.array_equal(np.asarray(lg3[1]), np.asarray(lg1[1]))
+
+
 def test_runner_bad_input(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -271,3 +409,46 @@ def test_runner_bad_input(tmp_path):
         rn.RunConfig(task="parity", variant="TOP(5)").resolved()
     with pytest.raises(ValueError, match="activation"):
         rn.RunConfig(task="parity", activation="tanh").resolved()
+
+
+# ------------------------------------------------------------------------------------------------
+# figure profiles: one source of truth for sizes, deviations and captions
+
+
+def test_quick_profile_settings_docstring_and_order():
+    s = rn.profile_settings("quick")
+    assert len(s["seeds"]) == 3 and s["variants"] == rn.FIG1_VARIANTS
+    doc = " ".join(rn.profile_settings.__doc__.split())
+    for t in s["tasks"]:
+        for k, v in rn.profile_overrides("quick", t).items():
+            assert f"{k}={v}" in doc, f"profile_settings docstring does not state {k}={v} ({t})"
+    cfgs = rn.profile_configs("quick")
+    assert len(cfgs) == len(s["tasks"]) * len(s["variants"]) * len(s["seeds"])
+    # seed-major: the first runs started together are different programs
+    assert len({(c.task, c.variant) for c in cfgs[:len(s["tasks"]) * len(s["variants"])]}) == 12
+    assert {c.resolved()["epochs"] for c in cfgs if c.task == "missing_duplicate"} == {62}
+    dev = " ".join(rn.profile_deviations("quick"))
+    for word in ("3 seeds", "length = 20 (authors: 40)", "blocks = 1 (authors: 5)", "lr = 0.3 (authors: 0.1)",
+                 "even_pairs 2000, missing_duplicate 4960"):
+        assert word in dev, word
+    assert rn.profile_deviations("full") == ["seeds 0..9 (the authors' seed list is not reproduced)"]
+
+
+def test_fig1_separation_summary_is_computed_from_the_curves():
+    from figures.sf_fig1 import separation, summary_lines
+
+    e = np.linspace(0.7, 0.2, 10)
+    full = np.stack([np.full(10, 0.69), np.full(10, 0.70), np.full(10, 0.68)])
+    topk = np.stack([e, e + 0.01, e - 0.01])
+    band = full + 0.001
+    sep = separation({"FULL": full, "TOPK(5)": topk, "BAND(5)": band})
+    assert sep["TOPK(5)"]["below"] == 1.0 and sep["TOPK(5)"]["band_below"] == 1.0
+    assert sep["BAND(5)"]["below"] == 0.0 and sep["TOPK(5)"]["late_epochs"] == 5
+    assert math.isclose(sep["TOPK(5)"]["final_median"], 0.2)
+    text = " ".join(summary_lines("even_pairs", sep))
+    assert "learns faster than FULL" in text and "0.200 vs FULL 0.690" in text and "5/5" in text
+    assert "median is below FULL's in most late epochs: none" in text
+    assert math.isclose(sep["BAND(5)"]["late_gap"], -0.001, abs_tol=1e-9)
+    # reversed: the summary says so instead of repeating the paper
+    text = " ".join(summary_lines("even_pairs", separation({"FULL": topk, "TOPK(5)": full})))
+    assert "NOT shown" in text

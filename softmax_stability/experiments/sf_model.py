@@ -13,7 +13,11 @@ with LayerNorm without affine parameters (``eps = 0`` before the first block's a
 elsewhere), sinusoidal positions, one or more heads each of width ``d`` (not ``d/H``) and an output
 projection, logits :math:`\tau (W_Q x_i + b_Q)^\top (W_K x_j + b_K)/\sqrt d`, then mean pooling
 over *all* tokens (PAD and global tokens included, no final LayerNorm) and a linear classifier.
-The attention normaliser/mask is one of :mod:`softmax_stability.experiments.variants`.
+The attention normaliser/mask is one of :mod:`softmax_stability.experiments.variants`, computed
+by the library's attention core :func:`softmax_stability.attention.dot_product_attention`: its
+outputs equal the model's former private path (logits, then :mod:`softmax_stability.maps`) to
+float32 rounding (``tests/test_experiments.py``), an epoch of training gave bit-identical
+parameters for FULL and TOPK(5), and the jitted training step was measured no slower.
 
 Initialisation follows PyTorch's defaults as the authors use them: every ``Linear`` has weights
 and biases uniform in :math:`\pm 1/\sqrt{\text{fan-in}}`, the embedding and the classifier weight
@@ -22,7 +26,7 @@ are uniform in :math:`\pm 0.1`, the classifier bias is 0. Weights are stored as 
 Dropout (rate ``dropout``, default 0.01 as the authors) is applied after the positional encoding,
 on the MLP hidden layer before the activation, and on both residual branches, in training mode
 only. **Difference from the authors:** they also drop attention *probabilities*; here attention is
-computed by the shared attention function, which returns outputs only, so that dropout is omitted.
+computed by the library's attention core, which returns outputs only, so that dropout is omitted.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ from softmax_stability.experiments.variants import Variant, parse_variant
 __all__ = ["ModelConfig", "ACTIVATIONS", "init_params", "apply", "loss_and_accuracy", "positional_encoding",
            "static_mask", "MODEL_VERSION", "param_count"]
 
-MODEL_VERSION = "sf-model-1"  # bump when the forward pass or the initialisation changes (cache key)
+MODEL_VERSION = "sf-model-2"  # bump when the forward pass or the initialisation changes (cache key);
+# 2: attention by softmax_stability.attention (masked variants round differently)
 
 ACTIVATIONS = {
     "relu": jax.nn.relu,
@@ -90,9 +95,10 @@ class ModelConfig:
                              f"({self.seq_len - v.global_tokens} tokens); use k <= {self.seq_len - v.global_tokens}")
 
 
-def positional_encoding(n: int, d: int) -> np.ndarray:
+def positional_encoding(n: int, d: int, dtype=np.float32) -> np.ndarray:
     r"""Sinusoidal positions: :math:`PE_{p,2i} = \sin(p\,10000^{-2i/d})`, :math:`PE_{p,2i+1} =
-    \cos(p\,10000^{-2i/d})` (Vaswani et al. 2017, as the authors' ``PositionalEncoding``).
+    \cos(p\,10000^{-2i/d})` (Vaswani et al. 2017, as the authors' ``PositionalEncoding``),
+    computed in float64 and returned as ``dtype``.
 
     Example:
       >>> [round(float(v), 3) for v in positional_encoding(2, 4)[1]]
@@ -103,7 +109,7 @@ def positional_encoding(n: int, d: int) -> np.ndarray:
     pe = np.zeros((n, d), dtype=np.float64)
     pe[:, 0::2] = np.sin(pos * div)
     pe[:, 1::2] = np.cos(pos * div)[:, : d // 2]
-    return pe.astype(np.float32)
+    return pe.astype(dtype)
 
 
 def static_mask(cfg: ModelConfig) -> np.ndarray | None:
@@ -179,36 +185,36 @@ def _dropout(x, rate, key):
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
-def _attend(q, k, v, cfg: ModelConfig, mask, key):
-    """Attention outputs ``[B, n, H, d]`` from ``q, k, v`` of that shape, for cfg's variant.
+def _attend(q, k, v, cfg: ModelConfig, mask, key, return_logits: bool = False):
+    """Attention outputs ``[B, n, H, d]`` from ``q, k, v`` of that shape, for cfg's variant, by
+    :func:`softmax_stability.attention.dot_product_attention` (FULL, BAND, BLOC: softmax with
+    the static mask; TOPK: ``normalizer="topk"``; BOTK, RND: softmax under their mask).
 
-    Also returns the logits ``[B, H, n, n]`` (pre-mask), for the SF statistics.
+    Also returns the logits ``[B, H, n, n]`` (pre-mask) when ``return_logits`` (the SF
+    statistics; else None, so a training step does not compute them twice).
     """
-    # TODO(attention helper): switch to softmax_stability.attention.dot_product_attention once it
-    # lands; until then this private fallback uses the library's maps/masks.
-    from softmax_stability import maps
+    from softmax_stability import attention
     from softmax_stability import masks as masks_mod
 
     scale = cfg.inv_temp / math.sqrt(q.shape[-1])
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * scale
     kind, kk = cfg.variant.kind, cfg.variant.k
-    n = logits.shape[-1]
-    if kind == "FULL" or (kind in ("TOPK", "BOTK") and kk >= n):
-        p = jax.nn.softmax(logits, axis=-1)
-    elif kind == "TOPK":
-        p = maps.topk_softmax(logits, kk)
-    elif kind == "BOTK":
-        p = maps.softmax(logits, where=masks_mod.topk_mask(-logits, kk))
+    B, n, H, _ = q.shape
+    logits = None
+    if return_logits or (kind == "BOTK" and kk < n):
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * scale
+    kw: dict[str, Any] = {}
+    if kind == "TOPK" and kk < n:
+        kw = {"normalizer": "topk", "k_top": kk}
+    elif kind == "BOTK" and kk < n:
+        kw = {"mask": masks_mod.topk_mask(-logits, kk)}
     elif kind == "RND":
         if key is None:
             raise ValueError("RND(k) attention needs a PRNG key (pass key= to apply)")
-        idx = jax.random.randint(key, logits.shape[:-1] + (kk,), 0, n)
-        sel = jnp.any(jax.nn.one_hot(idx, n, dtype=jnp.bool_), axis=-2)
-        p = maps.softmax(logits, where=sel)
-    else:  # BAND / BLOC: a static mask
-        p = maps.softmax(logits, where=jnp.asarray(mask))
-    out = jnp.einsum("bhqk,bkhd->bqhd", p, v)
-    return out, logits
+        idx = jax.random.randint(key, (B, H, n, kk), 0, n)
+        kw = {"mask": jnp.any(jax.nn.one_hot(idx, n, dtype=jnp.bool_), axis=-2)}
+    elif kind in ("BAND", "BLOC"):
+        kw = {"mask": jnp.asarray(mask)}
+    return attention.dot_product_attention(q, k, v, scale=scale, **kw), logits
 
 
 def apply(params, tokens: jax.Array, cfg: ModelConfig, *, key: jax.Array | None = None, train: bool = False,
@@ -243,10 +249,11 @@ def apply(params, tokens: jax.Array, cfg: ModelConfig, *, key: jax.Array | None 
         kblocks = jax.random.split(kb, cfg.blocks)
     mask = static_mask(cfg)
     act = ACTIVATIONS[cfg.activation]
-    x = params["embed"][tokens] * math.sqrt(cfg.d) + positional_encoding(n, cfg.d)
+    dt = params["embed"].dtype  # float32 as initialised; float64 parameters run in float64 (tests)
+    x = params["embed"][tokens] * math.sqrt(cfg.d) + positional_encoding(n, cfg.d, dt)
     x = _dropout(x, rate, k0)
     # LayerNorm eps before attention: 0 in the first block (as the authors), ln_eps elsewhere
-    eps_attn = jnp.asarray([0.0] + [cfg.ln_eps] * (cfg.blocks - 1), jnp.float32)
+    eps_attn = jnp.asarray([0.0] + [cfg.ln_eps] * (cfg.blocks - 1), dt)
 
     def block(x, inp):
         # a scan over blocks also stops XLA:CPU from fusing the backward residual chain across
@@ -260,13 +267,13 @@ def apply(params, tokens: jax.Array, cfg: ModelConfig, *, key: jax.Array | None 
         b_qkv = jnp.concatenate([a["wq"]["b"], a["wk"]["b"], a["wv"]["b"]])
         q, k, v = jnp.split((h @ w_qkv + b_qkv).reshape(B, n, 3, cfg.heads, cfg.d), 3, axis=2)
         q, k, v = q[:, :, 0], k[:, :, 0], v[:, :, 0]
-        o, lg = _attend(q, k, v, cfg, mask, ka)
+        o, lg = _attend(q, k, v, cfg, mask, ka, return_logits)
         x = x + _dropout(_dense(a["wo"], o.reshape(B, n, cfg.heads * cfg.d)), rate, kd1)
         h = _layer_norm(x, cfg.ln_eps)
         m = blk["mlp"]
         hid = act(_dropout(_dense(m["fc1"], h), rate, kd2))
         x = x + _dropout(_dense(m["fc2"], hid), rate, kd3)
-        return x, (lg if return_logits else None)
+        return x, lg
 
     x, all_logits = jax.lax.scan(block, x, (params["blocks"], eps_attn, kblocks))
     out = _dense(params["head"], jnp.mean(x, axis=1))
