@@ -216,9 +216,13 @@ def test_model_attention_equals_former_private_path(variant):
         p = maps.topk_softmax(z, v.k)
     elif v.kind == "BOTK":
         p = maps.softmax(z, where=masks.topk_mask(-z, v.k))
-    elif v.kind == "RND":  # the same draw from the same key
-        idx = jax.random.randint(key, z.shape[:-1] + (v.k,), 0, n)
+    elif v.kind == "RND":  # the same draw from the same key: one key per sample, by its index
+        idx = jnp.stack([jax.random.randint(jax.random.fold_in(key, b), z.shape[1:-1] + (v.k,), 0, n)
+                         for b in range(z.shape[0])])
         p = maps.softmax(z, where=jnp.any(jax.nn.one_hot(idx, n, dtype=jnp.bool_), axis=-2))
+        # a slice of the batch with its offset draws the masks of those samples
+        got1, _ = sm._attend(q[1:], k[1:], val[1:], cfg, mask, key, False, 1)
+        np.testing.assert_array_equal(np.asarray(got1), np.asarray(got[1:]))
     else:
         p = maps.softmax(z, where=jnp.asarray(mask))
     want = jnp.einsum("bhqk,bkhd->bqhd", p, val)

@@ -25,7 +25,8 @@ are uniform in :math:`\pm 0.1`, the classifier bias is 0. Weights are stored as 
 
 Dropout (rate ``dropout``, default 0.01 as the authors) is applied after the positional encoding,
 on the MLP hidden layer before the activation, and on both residual branches, in training mode
-only. **Difference from the authors:** they also drop attention *probabilities*; here attention is
+only, by :func:`softmax_stability.experiments.dropout.dropout` (one fused hash kernel per site; the
+rate is rounded to a multiple of :math:`2^{-16}`, 0.01 to 0.0099945). **Difference from the authors:** they also drop attention *probabilities*; here attention is
 computed by the library's attention core, which returns outputs only, so that dropout is omitted.
 """
 
@@ -40,13 +41,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from softmax_stability._checks import check_int_in_range
+from softmax_stability.experiments.dropout import dropout as _dropout
 from softmax_stability.experiments.variants import Variant, parse_variant
 
 __all__ = ["ModelConfig", "ACTIVATIONS", "init_params", "apply", "loss_and_accuracy", "positional_encoding",
            "static_mask", "MODEL_VERSION", "param_count"]
 
-MODEL_VERSION = "sf-model-2"  # bump when the forward pass or the initialisation changes (cache key);
+MODEL_VERSION = "sf-model-3"  # bump when the forward pass or the initialisation changes (cache key);
 # 2: attention by softmax_stability.attention (masked variants round differently)
+# 3: dropout masks from softmax_stability.experiments.dropout (per-sample Threefry counters), RND
+#    masks drawn per sample
 
 ACTIVATIONS = {
     "relu": jax.nn.relu,
@@ -178,14 +182,7 @@ def _dense(p, x):
     return x @ p["w"] + p["b"]
 
 
-def _dropout(x, rate, key):
-    if key is None or rate == 0.0:
-        return x
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
-
-
-def _attend(q, k, v, cfg: ModelConfig, mask, key, return_logits: bool = False):
+def _attend(q, k, v, cfg: ModelConfig, mask, key, return_logits: bool = False, sample_offset=0):
     """Attention outputs ``[B, n, H, d]`` from ``q, k, v`` of that shape, for cfg's variant, by
     :func:`softmax_stability.attention.dot_product_attention` (FULL, BAND, BLOC: softmax with
     the static mask; TOPK: ``normalizer="topk"``; BOTK, RND: softmax under their mask).
@@ -210,7 +207,10 @@ def _attend(q, k, v, cfg: ModelConfig, mask, key, return_logits: bool = False):
     elif kind == "RND":
         if key is None:
             raise ValueError("RND(k) attention needs a PRNG key (pass key= to apply)")
-        idx = jax.random.randint(key, (B, H, n, kk), 0, n)
+        # one key per sample (by its index in the whole batch), so a batch split across devices
+        # draws the same masks as the whole batch
+        skeys = jax.vmap(lambda i: jax.random.fold_in(key, i))(sample_offset + jnp.arange(B, dtype=jnp.int32))
+        idx = jax.vmap(lambda kk_: jax.random.randint(kk_, (H, n, kk), 0, n))(skeys)
         kw = {"mask": jnp.any(jax.nn.one_hot(idx, n, dtype=jnp.bool_), axis=-2)}
     elif kind in ("BAND", "BLOC"):
         kw = {"mask": jnp.asarray(mask)}
@@ -218,7 +218,7 @@ def _attend(q, k, v, cfg: ModelConfig, mask, key, return_logits: bool = False):
 
 
 def apply(params, tokens: jax.Array, cfg: ModelConfig, *, key: jax.Array | None = None, train: bool = False,
-          return_logits: bool = False):
+          return_logits: bool = False, sample_offset: jax.Array | int = 0):
     """Class logits of the SF classifier for ``tokens`` ``[B, seq_len]`` (int).
 
     Args:
@@ -228,6 +228,9 @@ def apply(params, tokens: jax.Array, cfg: ModelConfig, *, key: jax.Array | None 
       key: PRNG key; needed for dropout (``train=True``) and for RND attention.
       train: dropout on (training mode) or off (evaluation mode).
       return_logits: also return the attention logits of every block, ``[blocks, B, H, n, n]``.
+      sample_offset: index of ``tokens[0]`` in a larger batch (int or traced scalar). Dropout and
+        RND masks are drawn per sample from its index, so a batch computed in slices with their
+        offsets (data parallelism) gets the masks of the whole batch.
 
     Returns:
       ``[B, n_classes]`` float32 class logits (and the attention logits).
@@ -251,7 +254,7 @@ def apply(params, tokens: jax.Array, cfg: ModelConfig, *, key: jax.Array | None 
     act = ACTIVATIONS[cfg.activation]
     dt = params["embed"].dtype  # float32 as initialised; float64 parameters run in float64 (tests)
     x = params["embed"][tokens] * math.sqrt(cfg.d) + positional_encoding(n, cfg.d, dt)
-    x = _dropout(x, rate, k0)
+    x = _dropout(x, rate, k0, row_offset=sample_offset)
     # LayerNorm eps before attention: 0 in the first block (as the authors), ln_eps elsewhere
     eps_attn = jnp.asarray([0.0] + [cfg.ln_eps] * (cfg.blocks - 1), dt)
 
@@ -267,12 +270,12 @@ def apply(params, tokens: jax.Array, cfg: ModelConfig, *, key: jax.Array | None 
         b_qkv = jnp.concatenate([a["wq"]["b"], a["wk"]["b"], a["wv"]["b"]])
         q, k, v = jnp.split((h @ w_qkv + b_qkv).reshape(B, n, 3, cfg.heads, cfg.d), 3, axis=2)
         q, k, v = q[:, :, 0], k[:, :, 0], v[:, :, 0]
-        o, lg = _attend(q, k, v, cfg, mask, ka, return_logits)
-        x = x + _dropout(_dense(a["wo"], o.reshape(B, n, cfg.heads * cfg.d)), rate, kd1)
+        o, lg = _attend(q, k, v, cfg, mask, ka, return_logits, sample_offset)
+        x = x + _dropout(_dense(a["wo"], o.reshape(B, n, cfg.heads * cfg.d)), rate, kd1, row_offset=sample_offset)
         h = _layer_norm(x, cfg.ln_eps)
         m = blk["mlp"]
-        hid = act(_dropout(_dense(m["fc1"], h), rate, kd2))
-        x = x + _dropout(_dense(m["fc2"], hid), rate, kd3)
+        hid = act(_dropout(_dense(m["fc1"], h), rate, kd2, row_offset=sample_offset))
+        x = x + _dropout(_dense(m["fc2"], hid), rate, kd3, row_offset=sample_offset)
         return x, lg
 
     x, all_logits = jax.lax.scan(block, x, (params["blocks"], eps_attn, kblocks))
