@@ -11,7 +11,10 @@ of time and reported apart. Both are measured in the same run when ``--torch-pyt
         --torch-python <python with torch> --concurrent 2 --out /tmp/train.md
     python benchmarks/bench_training.py --n-train 100 --epochs 1          # does it run?
 
-The last line printed is the median seconds per training epoch of the first variant (JAX).
+``--devices N`` (default: one per CPU core) also times every batch split across N devices (data
+parallelism, ``Trainer(devices=...)``; on a CPU, N host devices via ``jax_num_cpu_devices``). The
+last line printed is the median seconds per training epoch of the first variant (JAX, on the
+``--devices`` devices; one device with ``--devices 1``).
 Target (issue 5): >= 3x faster per epoch than the PyTorch baseline on the same CPU.
 """
 
@@ -42,13 +45,15 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs visible"
 
 
-def bench_jax(task: str, variant: str, epochs: int, n_train: int, seed: int = 0) -> dict:
+def bench_jax(task: str, variant: str, epochs: int, n_train: int, seed: int = 0, devices: int = 1) -> dict:
+    """JAX seconds per epoch; ``devices > 1`` splits every batch across that many devices
+    (``Trainer(devices=...)``, data parallelism)."""
     import jax
 
     from softmax_stability.experiments import runner
     from softmax_stability.experiments import tasks as tasks_mod
     from softmax_stability.experiments.sf_model import init_params
-    from softmax_stability.experiments.training import TrainConfig, Trainer, _epoch_jit
+    from softmax_stability.experiments.training import TrainConfig, Trainer
 
     cfg = runner.RunConfig(task=task, variant=variant, seed=seed, n_train=n_train, n_val=1)
     r = cfg.resolved()
@@ -56,12 +61,12 @@ def bench_jax(task: str, variant: str, epochs: int, n_train: int, seed: int = 0)
     xt = tasks_mod.prepare_inputs(data.x_train, data.spec, r["variant"])
     mc, _ = runner.model_config(cfg, xt.shape[1])
     tc = TrainConfig(r["lr"], r["lr_decay"], r["batch_size"], r["clip"])
-    tr = Trainer(mc, tc, xt, data.y_train)
+    tr = Trainer(mc, tc, xt, data.y_train, devices=jax.devices()[:devices])
     params = init_params(jax.random.PRNGKey(seed), mc)
     state = tr.init_opt(params)
     x, y = tr._data["train"]
     t0 = time.perf_counter()
-    compiled = _epoch_jit.lower(mc, tc, tr.steps_per_epoch, params, state, jax.random.PRNGKey(0), x, y).compile()
+    compiled = tr.lower_epoch(params, state, jax.random.PRNGKey(0)).compile()
     compile_s = time.perf_counter() - t0
     times = []
     for e in range(epochs):
@@ -70,7 +75,7 @@ def bench_jax(task: str, variant: str, epochs: int, n_train: int, seed: int = 0)
         jax.block_until_ready(loss)
         times.append(time.perf_counter() - t0)
     return {"variant": r["variant"], "epoch_s": times, "median_s": statistics.median(times),
-            "compile_s": compile_s, "steps": tr.steps_per_epoch, "last_loss": float(loss),
+            "compile_s": compile_s, "steps": tr.steps_per_epoch, "last_loss": float(loss), "devices": devices,
             "backend": jax.default_backend(), "jax": jax.__version__}
 
 
@@ -134,15 +139,26 @@ def bench_torch(python: str, variant: str, epochs: int, n_train: int, threads: i
 
 
 def table(rows: list[dict], args) -> str:
+    import jax
+
+    nd = args.devices
     lines = [f"# SF training: seconds per epoch (JAX vs the authors' PyTorch model)", "",
-             f"Machine: {machine()}; task `{args.task}`, {args.n_train} training samples, batch 25, "
-             f"{args.epochs} timed epochs (median), evaluation excluded; JAX compile time apart.", "",
-             "| variant | steps/epoch | JAX s/epoch | JAX compile s | torch s/epoch | speed-up (torch/JAX) |",
-             "|---|---|---|---|---|---|"]
+             f"Machine: {machine()}; JAX {jax.__version__} on {jax.default_backend()}; task `{args.task}`, "
+             f"{args.n_train} training samples, batch 25, {args.epochs} timed epochs (median), evaluation "
+             f"excluded; JAX compile time apart. JAX on 1 device, and with every batch split across "
+             f"{nd} devices (`Trainer(devices=...)`).", "",
+             f"| variant | steps/epoch | JAX 1 device s/epoch | JAX {nd} devices s/epoch | JAX compile s "
+             f"(1 / {nd}) | torch s/epoch | speed-up 1 device | speed-up {nd} devices |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = r.get("torch_median_s")
-        lines.append(f"| {r['variant']} | {r['steps']} | {r['median_s']:.3f} | {r['compile_s']:.1f} | "
-                     + (f"{t:.3f} | {t / r['median_s']:.2f}x |" if t else "— | — |"))
+        m = r.get("multi")
+        mm = f"{m['median_s']:.3f}" if m else "—"
+        comp = f"{r['compile_s']:.1f} / " + (f"{m['compile_s']:.1f}" if m else "—")
+        sp1 = f"{t / r['median_s']:.2f}x" if t else "—"
+        spn = f"{t / m['median_s']:.2f}x" if (t and m) else "—"
+        lines.append(f"| {r['variant']} | {r['steps']} | {r['median_s']:.3f} | {mm} | {comp} | "
+                     + (f"{t:.3f}" if t else "—") + f" | {sp1} | {spn} |")
     return "\n".join(lines) + "\n"
 
 
@@ -156,8 +172,20 @@ def main(argv=None) -> int:
     ap.add_argument("--torch-threads", type=int, default=0)
     ap.add_argument("--concurrent", type=int, default=0,
                     help="also time this many runs training at once (threads, as runner.run_many)")
+    ap.add_argument("--devices", type=int, default=0,
+                    help="also time the epoch with every batch split across this many devices (on a CPU: "
+                         "that many host devices via jax_num_cpu_devices; default: one per CPU core, 1 = off)")
     ap.add_argument("--out", help="write the markdown table here")
     args = ap.parse_args(argv)
+    import jax
+
+    if args.devices == 0:
+        args.devices = os.cpu_count() or 1
+    if args.devices < 1:
+        ap.error("--devices must be >= 1")
+    if os.environ.get("JAX_PLATFORMS", "cpu") in ("", "cpu") and args.devices > 1:
+        jax.config.update("jax_num_cpu_devices", args.devices)  # before the backend starts
+    args.devices = min(args.devices, len(jax.devices()))
     if args.epochs < 1 or args.n_train < 1:
         ap.error("--epochs and --n-train must be >= 1")
     variants = args.variant or ["FULL"]
@@ -171,12 +199,15 @@ def main(argv=None) -> int:
     rows = []
     for v in variants:
         r = bench_jax(args.task, v, args.epochs, args.n_train)
+        if args.devices > 1:
+            r["multi"] = bench_jax(args.task, v, args.epochs, args.n_train, devices=args.devices)
         if args.torch_python:
             t = bench_torch(args.torch_python, v, args.epochs, args.n_train, args.torch_threads)
             if t:
                 r["torch_median_s"] = t["median_s"]
                 r["torch"] = t.get("torch")
         print(f"{v}: JAX {r['median_s']:.3f} s/epoch (compile {r['compile_s']:.1f} s)"
+              + (f", {args.devices} devices {r['multi']['median_s']:.3f} s/epoch" if "multi" in r else "")
               + (f", torch {r['torch_median_s']:.3f} s/epoch" if "torch_median_s" in r else ""), file=sys.stderr)
         rows.append(r)
     md = table(rows, args)
@@ -190,7 +221,8 @@ def main(argv=None) -> int:
         from softmax_stability._io import atomic_write_text
 
         atomic_write_text(args.out, md)
-    print(f"{rows[0]['median_s']:.4f}")
+    first = rows[0].get("multi", rows[0])
+    print(f"{first['median_s']:.4f}")
     return 0
 
 

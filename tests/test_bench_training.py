@@ -1,0 +1,37 @@
+"""The training benchmark runs end to end (tiny size) and prints what its docstring promises:
+a table with the one-device and the split-batch column, and the median seconds as the last line."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_training_smoke(tmp_path):
+    out = tmp_path / "train.md"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_training.py"), "--n-train", "60",
+                          "--epochs", "1", "--devices", "2", "--out", str(out)],
+                         env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    last = res.stdout.strip().splitlines()[-1]
+    assert float(last) > 0
+    md = out.read_text()
+    assert "| JAX 1 device s/epoch | JAX 2 devices s/epoch |" in md
+    row = next(ln for ln in md.splitlines() if ln.startswith("| FULL |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "3"  # 60 samples, batch 25: 3 steps
+    assert float(cells[2]) > 0 and float(cells[3]) > 0
+    assert abs(float(last) - float(cells[3])) <= 5e-4  # last line: the split-batch median (table: 3 decimals)
+    assert cells[5] == "—"  # no torch baseline requested
+
+
+def test_bench_training_bad_arguments():
+    for args in (["--epochs", "0"], ["--devices", "-1"], ["--variant", "WARP(3)"]):
+        res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_training.py"), *args],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert res.returncode != 0
+        assert any(w in res.stderr for w in ("--epochs", "--devices", "WARP")), res.stderr[-500:]
