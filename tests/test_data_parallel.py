@@ -28,19 +28,25 @@ SCRIPT = textwrap.dedent("""
     out = {"devices": n_dev, "results": {}}
     for var in sys.argv[1:]:
         cfg = ModelConfig(n_tokens=3, n_classes=2, seq_len=12, d=8, d_mlp=8, blocks=2, variant=var, dropout=0.2)
-        p0 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), init_params(jax.random.PRNGKey(0), cfg))
+        p0 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), init_params(jax.random.PRNGKey(0), cfg))
         res = {}
         for nd in (1, n_dev):
             tr = Trainer(cfg, TrainConfig(batch_size=7, lr=0.5), x, y, devices=jax.devices()[:nd])
             p = jax.tree_util.tree_map(jnp.array, p0); s = tr.init_opt(p)
             for e in range(2):
                 p, s, m = tr.epoch(p, s, jax.random.PRNGKey(e))
-            res[nd] = (p, m)
+            res[nd] = (jax.tree_util.tree_map(np.asarray, p), list(m) + list(tr.evaluate(p, "train")))
         leaves = zip(jax.tree_util.tree_leaves(res[1][0]), jax.tree_util.tree_leaves(res[n_dev][0]))
-        moved = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a, b: jnp.max(jnp.abs(a - b)), p0, res[1][0]))
-        out["results"][var] = {"max_diff": max(float(jnp.max(jnp.abs(a - b))) for a, b in leaves),
+        moved = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a, b: np.max(np.abs(a - b)), p0, res[1][0]))
+        out["results"][var] = {"max_diff": max(float(np.max(np.abs(a - b))) for a, b in leaves),
                                "moved": max(float(v) for v in moved),
                                "metrics_1": list(res[1][1]), "metrics_n": list(res[n_dev][1])}
+    # one explicit device that is not the default one: the epoch runs there
+    tr = Trainer(cfg, TrainConfig(batch_size=7), x, y, devices=[jax.devices()[-1]])
+    p = init_params(jax.random.PRNGKey(0), cfg); s = tr.init_opt(p)
+    p, s, m = tr.epoch(p, s, jax.random.PRNGKey(0))
+    out["single_device"] = [str(d) for d in jax.tree_util.tree_leaves(p)[0].devices()]
+    out["single_eval"] = list(tr.evaluate(p, "train"))
     print(json.dumps(out))
 """)
 
@@ -58,12 +64,14 @@ def test_split_batch_training_equals_one_device():
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["devices"] == n_devices
+    assert out["single_device"] == ["TFRT_CPU_2"] or out["single_device"][0].endswith("2"), out["single_device"]
+    assert 0.0 <= out["single_eval"][1] <= 1.0
     for var in VARIANTS:
         r = out["results"][var]
         assert r["moved"] > 1e-3, var  # training changed the parameters, so the comparison means something
         # float64, 2 epochs of 9 steps: only the order of the gradient's sums differs
         assert r["max_diff"] < 1e-12, (var, r)
-        # running metrics are float32 (loss_and_accuracy)
+        # running metrics and the evaluation after training are float32 (loss_and_accuracy)
         np.testing.assert_allclose(r["metrics_n"], r["metrics_1"], rtol=1e-5, err_msg=var)
 
 
@@ -76,4 +84,5 @@ def test_devices_argument_checked():
     d = jax.devices()[0]
     with pytest.raises(ValueError, match="devices"):
         Trainer(cfg, TrainConfig(), x, y, devices=[d, d])
-    assert Trainer(cfg, TrainConfig(), x, y).devices == [d]
+    assert Trainer(cfg, TrainConfig(), x, y).devices is None  # the default device (run_many pins it)
+    assert Trainer(cfg, TrainConfig(), x, y, devices=[d]).devices == [d]

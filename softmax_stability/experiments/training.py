@@ -164,9 +164,9 @@ def _eval_impl(model_cfg: ModelConfig, eval_batch: int, params, x, y, key):
 _eval_jit = jax.jit(_eval_impl, static_argnums=(0, 1))
 
 
-def _check_devices(devices) -> list:
+def _check_devices(devices) -> list | None:
     if devices is None:
-        return [jax.devices()[0]]
+        return None
     devices = list(devices)
     if not devices:
         raise ValueError("devices must be None or a non-empty list of jax devices")
@@ -184,7 +184,8 @@ class Trainer:
     ``evaluate(params, split)`` returns the loss and accuracy on ``"train"`` or ``"val"`` in
     evaluation mode (no dropout), as the authors evaluate after every epoch.
 
-    ``devices``: ``None`` (one device) or a list of devices to split every batch across (data
+    ``devices``: ``None`` (the default device, e.g. the one ``jax.default_device`` selects, as
+    :func:`~softmax_stability.experiments.runner.run_many` does) or a list of devices to split every batch across (data
     parallelism: each device computes the gradient of its slice, the gradients are summed, every
     device applies the same update). The update is that of the whole batch -- dropout masks are
     drawn per sample, so they do not depend on the split -- and differs from the one-device update
@@ -216,13 +217,14 @@ class Trainer:
         self.steps_per_epoch = -(-self.n_train // train_cfg.batch_size)
         self.optimizer = make_optimizer(train_cfg, self.steps_per_epoch)
         self.eval_batch = int(eval_batch)
+        self.devices = _check_devices(devices)
         self._data = {"train": (jnp.asarray(x_train), jnp.asarray(np.asarray(y_train, np.int32)))}
         if x_val is not None:
             self._data["val"] = (jnp.asarray(np.asarray(x_val, np.int32)), jnp.asarray(np.asarray(y_val, np.int32)))
+        self._data = self._place(self._data)
         # module-level jits with the (hashable) configs static: Trainers of the same configuration
         # share one compilation
-        self.devices = _check_devices(devices)
-        if len(self.devices) > 1:
+        if self.devices is not None and len(self.devices) > 1:
             mesh = jax.sharding.Mesh(np.asarray(self.devices), (_DATA_AXIS,))
             self._epoch = functools.partial(_epoch_sharded_jit, model_cfg, train_cfg, self.steps_per_epoch, mesh)
         else:
@@ -233,6 +235,7 @@ class Trainer:
         """The epoch as a ``jax.stages.Lowered`` (``.compile()`` it to time compilation apart);
         the compiled function takes ``(params, opt_state, key, x_train, y_train)``."""
         x, y = self._data["train"]
+        params, opt_state, key = self._place((params, opt_state, key))
         return self._epoch.func.lower(*self._epoch.args, params, opt_state, key, x, y)
 
     def init_opt(self, params):
@@ -241,8 +244,16 @@ class Trainer:
     def epoch(self, params, opt_state, key):
         """One epoch; returns ``(params, opt_state, (running_loss, running_acc))`` (floats)."""
         x, y = self._data["train"]
+        params, opt_state, key = self._place((params, opt_state, key))
         params, opt_state, (loss, acc) = self._epoch(params, opt_state, key, x, y)
         return params, opt_state, (float(loss), float(acc))
+
+    def _place(self, tree, evaluation: bool = False):
+        # one explicit device: everything the epoch reads lives there; evaluation of parameters
+        # replicated over several devices runs on the first
+        if self.devices is not None and (len(self.devices) == 1 or evaluation):
+            return jax.device_put(tree, self.devices[0])
+        return tree
 
     def evaluate(self, params, split: str = "val", key: jax.Array | None = None) -> tuple[float, float]:
         """Loss and accuracy (fraction) on ``split`` in evaluation mode (``key``: RND masks only)."""
@@ -250,5 +261,6 @@ class Trainer:
             raise ValueError(f"split must be one of {sorted(self._data)}, got {split!r}")
         x, y = self._data[split]
         key = jax.random.PRNGKey(0) if key is None else key
+        params, key = self._place((params, key), evaluation=True)
         loss, acc = self._eval(params, x, y, key)
         return float(loss), float(acc)
