@@ -456,3 +456,42 @@ def test_fig1_separation_summary_is_computed_from_the_curves():
     # reversed: the summary says so instead of repeating the paper
     text = " ".join(summary_lines("even_pairs", separation({"FULL": topk, "TOPK(5)": full})))
     assert "NOT shown" in text
+
+
+# ------------------------------------------------------------------------------------------------
+# convergence table: censored epochs
+
+def test_convergence_quantiles_all_reached_is_percentile():
+    e = [12.0, 3.0, 40.0, 7.0, 19.0]
+    np.testing.assert_allclose(rn.convergence_quantiles(e), np.percentile(e, [25, 50, 75]), rtol=0)
+
+
+def test_convergence_quantiles_treat_not_reached_as_later_than_every_reached_seed():
+    nan = float("nan")
+    # 2 of 3 reached: the median is the later of the two, the 75th percentile is censored
+    assert rn.convergence_quantiles([14.0, nan, 10.0]) == [12.0, 14.0, math.inf]
+    # 2 of 4 reached: the median lies between a reached and a censored seed -> censored
+    assert rn.convergence_quantiles([5.0, nan, 9.0, nan])[1] == math.inf
+    # none reached
+    assert rn.convergence_quantiles([nan, nan]) == [math.inf] * 3
+    # the median over reached seeds only (the former rule) would say 10; censoring says later
+    assert rn.convergence_quantiles([10.0, nan, nan])[1] == math.inf
+    with pytest.raises(ValueError, match="epochs"):
+        rn.convergence_quantiles([])
+
+
+@pytest.mark.parametrize("full, var, want", [
+    (20.0, 10.0, (2.0, "exact")),
+    (math.inf, 14.0, (25 / 14, "lower")),
+    (20.0, math.inf, (20 / 25, "upper")),
+])
+def test_convergence_speedup_kinds(full, var, want):
+    sp, kind = rn.convergence_speedup(full, var, 25)
+    assert kind == want[1] and sp == pytest.approx(want[0], rel=1e-15)
+    if kind == "lower":  # FULL converges after epoch 25, so its true median is > 25: ratio > bound
+        assert all(f / var > sp for f in (25.5, 30.0, 1e3))
+
+
+def test_convergence_speedup_neither():
+    sp, kind = rn.convergence_speedup(math.inf, math.inf, 25)
+    assert kind == "none" and math.isnan(sp)

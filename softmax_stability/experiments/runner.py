@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import math
 import json
 import shutil
 import warnings
@@ -47,7 +48,7 @@ from softmax_stability.experiments.variants import padded_length, parse_variant
 
 __all__ = ["RunConfig", "RunResult", "run", "run_many", "default_workers", "cache_key", "load_params", "attention_logits",
            "stats_key", "profile_settings", "profile_overrides", "profile_config", "profile_deviations",
-           "profile_configs", "epochs_to_accuracy", "FIG1_VARIANTS", "NNCH_TASKS", "model_config", "RUNNER_VERSION",
+           "profile_configs", "epochs_to_accuracy", "convergence_quantiles", "convergence_speedup", "FIG1_VARIANTS", "NNCH_TASKS", "model_config", "RUNNER_VERSION",
            "HISTORY_KEYS", "CorruptCacheWarning"]
 
 RUNNER_VERSION = "sf-runner-1"  # bump when what a run records changes (part of the cache key)
@@ -560,3 +561,43 @@ def epochs_to_accuracy(acc: Sequence[float], threshold: float = 0.95) -> float:
         if a >= threshold:
             return float(i + 1)
     return float("nan")
+
+
+def convergence_quantiles(epochs: Sequence[float], qs: Sequence[float] = (25, 50, 75)) -> list[float]:
+    """Percentiles (in %) of convergence epochs over seeds, with "not reached" (``nan``) as
+    right-censored: such a seed converges after the last epoch run, so it ranks above every seed
+    that did. A percentile that falls on (or interpolates towards) a censored seed is ``inf``,
+    meaning "later than the last epoch". With every seed reached this is ``np.percentile``.
+
+    Example:
+      >>> convergence_quantiles([10.0, 14.0, float("nan")])
+      [12.0, 14.0, inf]
+    """
+    e = np.asarray(epochs, dtype=np.float64)
+    if e.ndim != 1 or e.size == 0:
+        raise ValueError(f"epochs must be a non-empty 1-D sequence, got shape {e.shape}")
+    big = 1e300  # stands for "after the last epoch"; any interpolation towards it stays huge
+    vals = np.percentile(np.where(np.isnan(e), big, e), list(qs))
+    return [math.inf if v > 1e299 else float(v) for v in vals]
+
+
+def convergence_speedup(full_median: float, variant_median: float, epochs_run: int) -> tuple[float, str]:
+    """Speed-up of a variant over FULL in epochs to convergence, ``(value, kind)``.
+
+    ``kind`` is ``"exact"`` (both medians finite: ``full / variant``), ``"lower"`` (FULL's median
+    is later than the ``epochs_run`` epochs, the variant's is not: the speed-up exceeds
+    ``epochs_run / variant``), ``"upper"`` (the reverse: it is below ``full / epochs_run``) or
+    ``"none"`` (neither converged; value ``nan``).
+
+    Example:
+      >>> convergence_speedup(math.inf, 14.0, 25)
+      (1.7857142857142858, 'lower')
+    """
+    fin_f, fin_v = math.isfinite(full_median), math.isfinite(variant_median)
+    if fin_f and fin_v:
+        return full_median / variant_median, "exact"
+    if fin_v:
+        return epochs_run / variant_median, "lower"
+    if fin_f:
+        return full_median / epochs_run, "upper"
+    return math.nan, "none"
