@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -77,6 +78,41 @@ def bench_jax(task: str, variant: str, epochs: int, n_train: int, seed: int = 0,
     return {"variant": r["variant"], "epoch_s": times, "median_s": statistics.median(times),
             "compile_s": compile_s, "steps": tr.steps_per_epoch, "last_loss": float(loss), "devices": devices,
             "backend": jax.default_backend(), "jax": jax.__version__}
+
+
+def matmul_floor(n: int, d: int = 64, d_mlp: int = 64, batch: int = 25, blocks: int = 5, copies: int = 32) -> dict:
+    """The matrix products of one SF training step (forward and backward, one head), each timed
+    alone at its best: ``copies`` independent copies in one jitted ``vmap`` (more parallel work than
+    the step offers), time / copies. Their sum is an optimistic floor for the step's matmul time on
+    this machine; everything else (LayerNorm, softmax, dropout, activations, residuals, optimiser,
+    layout copies) comes on top."""
+    import jax
+    import jax.numpy as jnp
+
+    T = batch * n
+    dense = [((T, d), (d, 3 * d)), ((T, d), (d, d)), ((T, d), (d, d_mlp)), ((T, d_mlp), (d_mlp, d)),
+             ((T, 3 * d), (3 * d, d)), ((d, T), (T, 3 * d)),        # backward of the q/k/v product
+             ((T, d), (d, d)), ((d, T), (T, d)),                    # ... of the output projection
+             ((T, d), (d, d_mlp)), ((d, T), (T, d_mlp)),            # ... of fc2
+             ((T, d_mlp), (d_mlp, d)), ((d_mlp, T), (T, d))]        # ... of fc1
+    att = [((batch, n, d), (batch, d, n)), ((batch, n, n), (batch, n, d)),          # logits, weights @ v
+           ((batch, n, n), (batch, n, d)), ((batch, n, n), (batch, n, d)),          # backward
+           ((batch, n, d), (batch, d, n)), ((batch, n, n), (batch, n, d))]
+    f = jax.jit(jax.vmap(jnp.matmul))
+    total_s, flops = 0.0, 0.0
+    for sa, sb in dense + att:
+        ka, kb = jax.random.split(jax.random.PRNGKey(len(sa) + sa[-1]))
+        a_ = jax.random.normal(ka, (copies,) + sa, jnp.float32)
+        b_ = jax.random.normal(kb, (copies,) + sb, jnp.float32)
+        f(a_, b_).block_until_ready()
+        best = math.inf
+        for _ in range(7):
+            t0 = time.perf_counter()
+            f(a_, b_).block_until_ready()
+            best = min(best, time.perf_counter() - t0)
+        total_s += best / copies
+        flops += 2.0 * math.prod(sa) * sb[-1]
+    return {"step_s": blocks * total_s, "step_gflop": blocks * flops / 1e9, "gflops": flops / total_s / 1e9}
 
 
 def bench_concurrent(task: str, variant: str, workers: int, n_train: int) -> dict:
@@ -211,6 +247,13 @@ def main(argv=None) -> int:
               + (f", torch {r['torch_median_s']:.3f} s/epoch" if "torch_median_s" in r else ""), file=sys.stderr)
         rows.append(r)
     md = table(rows, args)
+    if args.task == "even_pairs":  # the model the issue's target is about: length 40, 5 blocks
+        fl = matmul_floor(40)
+        steps = rows[0]["steps"]
+        md += (f"\nMatmul floor (`matmul_floor`): the {fl['step_gflop']:.3f} GFLOP of matrix products in one "
+               f"training step, each timed alone at its best, take {1e3 * fl['step_s']:.2f} ms "
+               f"({fl['gflops']:.0f} GFLOP/s), i.e. {steps * fl['step_s']:.2f} s per epoch of {steps} steps "
+               f"before any other operation.\n")
     if args.concurrent > 1:
         c = bench_concurrent(args.task, variants[0], args.concurrent, args.n_train)
         md += (f"\n{c['workers']} runs of {c['variant']} training one epoch at the same time (threads, as "
