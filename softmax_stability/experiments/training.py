@@ -191,8 +191,8 @@ class Trainer:
     drawn per sample, so they do not depend on the split -- and differs from the one-device update
     only by floating-point summation order. A batch of 25 on 2 devices is padded to 26 with a
     weight-0 sample. On a CPU, ``jax.config.update("jax_num_cpu_devices", 2)`` before the first JAX
-    computation makes two devices of the host's cores: an SF epoch then runs 1.3x faster on 2 cores
-    than on one device (``benchmarks/RESULTS.md``).
+    computation makes two devices of the host's cores: an SF epoch then takes 2.7-2.9 s on 2 cores
+    instead of 3.6-4.4 s on one device (``benchmarks/RESULTS.md``).
 
     Example:
       >>> import numpy as np
