@@ -143,3 +143,41 @@ def test_every_proofs_check_id_cited_in_docs_exists():
                     missing.append(f"{f.relative_to(root)}: {ref}")
     assert len(cited) >= 10  # the pattern does find the citations
     assert not missing, missing
+
+
+def _stall_on_f9(claim_id, seed, adversary, proof_status):
+    # stands in for an XLA program that never completes (module level: spawn imports it by name)
+    import time
+
+    from softmax_stability.claims._verify import _verify_one_in_worker
+
+    if claim_id == "F9-lhs304-infeasible-ln2":
+        time.sleep(3600)
+    return _verify_one_in_worker(claim_id, seed, adversary, proof_status)
+
+
+def test_verify_watchdog_kills_stalled_workers_and_reports_the_claim(monkeypatch):
+    import time
+
+    from softmax_stability.claims import _verify
+
+    monkeypatch.setattr(_verify, "_verify_one_in_worker", _stall_on_f9)
+    ids = ["F5-lhs304-exponential-form", "F9-lhs304-infeasible-ln2"]
+    t0 = time.monotonic()
+    with pytest.warns(RuntimeWarning, match="no claim finished") as rec:
+        res = _verify.verify(ids, seed=3, progress=False, workers=2, stall_timeout=2.0)
+    assert time.monotonic() - t0 < 120  # killed, not waited for (the stall is an hour)
+    assert [r.id for r in res] == ids
+    assert res[0].verdict == "pass"
+    assert res[1].verdict == "ERROR" and "stalled" in res[1].error
+    assert len(rec) == 2  # first stall: rerun; second: reported
+    assert "rerunning" in str(rec[0].message) and "rerunning" not in str(rec[1].message)
+
+
+@pytest.mark.parametrize("t", [0, -1.0, float("nan"), "10"])
+def test_verify_rejects_bad_stall_timeout(t):
+    from softmax_stability.claims._verify import verify
+
+    with pytest.raises(ValueError, match="stall_timeout"):
+        verify(["F5-lhs304-exponential-form", "F9-lhs304-infeasible-ln2"], progress=False, workers=2,
+               stall_timeout=t)

@@ -1,20 +1,29 @@
 """Every registered claim passes the verifier (random + adversarial instances, float64).
 
 This is the test-suite twin of ``softmax-stability verify``: one test per claim, so a failure names
-the claim and the worst instance found.
+the claim and the worst instance found. The claims run once, through ``verify`` in 2 worker
+processes, so the verifier's watchdog covers them: XLA:CPU has twice left a claim's program
+unfinished in this suite (never reproduced in isolation); the watchdog reruns such a claim in a
+fresh process instead of letting the suite hang.
 """
 
 import pytest
 
 from softmax_stability.claims import all_claims
-from softmax_stability.claims._verify import verify_claim
+from softmax_stability.claims._verify import verify
 
 IDS = [c.id for c in all_claims()]
 
 
+@pytest.fixture(scope="module")
+def results():
+    # a different seed from `make run`'s default 0
+    return {r.id: r for r in verify(IDS, seed=1, progress=False, workers=2, stall_timeout=180.0)}
+
+
 @pytest.mark.parametrize("claim", all_claims(), ids=IDS)
-def test_claim_holds(claim):
-    r = verify_claim(claim, seed=1)  # a different seed from `make run`'s default 0
+def test_claim_holds(claim, results):
+    r = results[claim.id]
     assert r.error is None, r.error
     assert r.violations == 0, f"{claim.id}: max ratio {r.max_ratio}, worst {r.worst_instance}"
     if claim.sharp:

@@ -17,9 +17,10 @@ import json
 import math
 import os
 import time
+import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -178,16 +179,27 @@ def load_proof_status(path: str | os.PathLike | None) -> dict[str, str]:
     return status
 
 
+def _proof_status_of(claim: Claim, proof_status: dict[str, str] | None) -> str:
+    return "numeric only" if claim.proof is None else (proof_status or {}).get(claim.proof, "not run")
+
+
+def _error_result(claim: Claim, pstatus: str, seconds: float, error: str) -> ClaimResult:
+    return ClaimResult(
+        id=claim.id, family=claim.family, kind=claim.kind, statement=claim.statement,
+        source=claim.source, instances=0, max_ratio=math.nan, median_ratio=math.nan,
+        max_violation=math.nan, violations=0, sharp=claim.sharp, sharp_reached=None,
+        adversary_max_ratio=None, proof=claim.proof, proof_status=pstatus,
+        numeric_only_reason=claim.numeric_only_reason, verdict="ERROR", seconds=seconds, error=error,
+    )
+
+
 def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
                  proof_status: dict[str, str] | None = None) -> ClaimResult:
     """Evaluate one claim. Never raises for a claim's own failure: the result says ERROR."""
     t0 = time.perf_counter()
     key = _claim_key(seed, claim.id)
     k_sample, k_adv = jax.random.split(key)
-    if claim.proof is None:
-        pstatus = "numeric only"
-    else:
-        pstatus = (proof_status or {}).get(claim.proof, "not run")
+    pstatus = _proof_status_of(claim, proof_status)
     try:
         rand = _evaluate(claim, claim.sample(k_sample))
         adv = _evaluate(claim, claim.adversary(k_adv)) if (adversary and claim.adversary) else []
@@ -229,14 +241,7 @@ def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
             worst_instance=worst[1] if n_viol else None,
         )
     except Exception as err:  # a broken claim is reported, and makes verify fail
-        return ClaimResult(
-            id=claim.id, family=claim.family, kind=claim.kind, statement=claim.statement,
-            source=claim.source, instances=0, max_ratio=math.nan, median_ratio=math.nan,
-            max_violation=math.nan, violations=0, sharp=claim.sharp, sharp_reached=None,
-            adversary_max_ratio=None, proof=claim.proof, proof_status=pstatus,
-            numeric_only_reason=claim.numeric_only_reason, verdict="ERROR",
-            seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}",
-        )
+        return _error_result(claim, pstatus, time.perf_counter() - t0, f"{type(err).__name__}: {err}")
 
 
 _INHERITED_CONFIG = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
@@ -271,7 +276,7 @@ def default_verify_workers(n_claims: int) -> int:
 
 def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool = True,
            proof_status: dict[str, str] | None = None, progress: bool = True,
-           workers: int | None = None) -> list[ClaimResult]:
+           workers: int | None = None, stall_timeout: float = 300.0) -> list[ClaimResult]:
     """Verify the claims with the given ids (all registered claims by default), in float64.
 
     Claims run in ``workers`` separate processes (default :func:`default_verify_workers`; ``1``
@@ -280,7 +285,14 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
     a cold run is compile- and trace-bound, and tracing holds the GIL (threads gained 5% on 2
     cores, processes 20%: 75 s -> 60 s for 50 claims). Processes also keep claims from sharing
     XLA's CPU runtime: with threads, one ``make run`` hung with two threads inside batched
-    ``eigvalsh`` programs (a hang not reproduced in isolation since, so treat it as unconfirmed).
+    ``eigvalsh`` programs.
+
+    Watchdog: XLA:CPU (JAX 0.10.2) occasionally never completes a program -- seen twice in the
+    test suite on 2 cores in claim S3, the main thread waiting for the result while every XLA
+    thread idles; never reproduced in isolation (24 runs of S3, 2 at a time). With workers, if no
+    claim finishes for ``stall_timeout`` seconds the worker processes are killed and the
+    unfinished claims rerun once in fresh ones; a claim that stalls twice is reported as ERROR.
+    One worker (``workers=1``) runs in this process and has no watchdog.
     """
     jax.config.update("jax_enable_x64", True)
     import softmax_stability.claims  # noqa: F401  (registers every family)
@@ -306,22 +318,62 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
         if workers == 1 or len(claims) <= 1:
             return [done(verify_claim(c, seed=seed, adversary=adversary, proof_status=proof_status))
                     for c in claims]
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        # spawn: forking a process whose XLA runtime has started threads is unsafe
-        ctx = multiprocessing.get_context("spawn")
-        config = {name: getattr(jax.config, name) for name in _INHERITED_CONFIG
-                  if getattr(jax.config, name, None) is not None}
-        with ProcessPoolExecutor(max_workers=min(workers, len(claims)), mp_context=ctx,
-                                 initializer=_init_worker, initargs=(config,)) as pool:
-            futures = {pool.submit(_verify_one_in_worker, c.id, seed, adversary, proof_status): c.id
-                       for c in claims}
-            by_id = {futures[f]: done(f.result()) for f in as_completed(futures)}
+        if not (isinstance(stall_timeout, (int, float)) and stall_timeout > 0):
+            raise ValueError(f"stall_timeout must be a number of seconds > 0, got {stall_timeout!r}")
+        by_id: dict[str, ClaimResult] = {}
+        pending = list(claims)
+        for attempt in (1, 2):
+            pending = _run_in_workers(pending, min(workers, len(pending)), (seed, adversary, proof_status),
+                                      stall_timeout, lambda r: by_id.__setitem__(r.id, done(r)))
+            if not pending:
+                break
+            warnings.warn(f"verify: no claim finished for {stall_timeout:g} s; killed the workers "
+                          f"(attempt {attempt}) with {', '.join(c.id for c in pending)} unfinished"
+                          + ("; rerunning them" if attempt == 1 else ""), RuntimeWarning, stacklevel=2)
+        for c in pending:
+            by_id[c.id] = done(_error_result(c, _proof_status_of(c, proof_status), 2 * stall_timeout,
+                                             f"stalled: no result within {stall_timeout:g} s, twice"))
         return [by_id[c.id] for c in claims]
     finally:
         if bar is not None:
             bar.close()
+
+
+def _run_in_workers(claims: list[Claim], workers: int, args: tuple, stall_timeout: float,
+                    on_result: Callable[[ClaimResult], Any]) -> list[Claim]:
+    """Run ``claims`` in ``workers`` spawned processes, handing each result to ``on_result``;
+    returns the claims left unfinished when no result arrived for ``stall_timeout`` seconds (the
+    workers are then terminated)."""
+    import multiprocessing
+
+    # spawn: forking a process whose XLA runtime has started threads is unsafe
+    ctx = multiprocessing.get_context("spawn")
+    config = {name: getattr(jax.config, name) for name in _INHERITED_CONFIG
+              if getattr(jax.config, name, None) is not None}
+    pool = ctx.Pool(processes=workers, initializer=_init_worker, initargs=(config,))
+    stalled = False
+    try:
+        running = {c.id: (c, pool.apply_async(_verify_one_in_worker, (c.id, *args))) for c in claims}
+        last = time.monotonic()
+        while running:
+            finished = [cid for cid, (_, a) in running.items() if a.ready()]
+            for cid in finished:
+                on_result(running.pop(cid)[1].get())  # re-raises a worker's exception
+            now = time.monotonic()
+            if finished:
+                last = now
+            elif now - last > stall_timeout:
+                stalled = True
+                return [c for c, _ in running.values()]
+            else:
+                time.sleep(0.05)
+        return []
+    finally:
+        if stalled:
+            pool.terminate()
+        else:
+            pool.close()
+        pool.join()
 
 
 def format_table(results: Sequence[ClaimResult]) -> str:
