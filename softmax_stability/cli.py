@@ -70,8 +70,10 @@ def cmd_verify(args, ap) -> int:
         _run_proofs(proofs_path, quiet=True)
     status = load_proof_status(proofs_path)
     t0 = time.perf_counter()
+    if args.mutants and args.no_adversary:
+        ap.error("--mutants needs the adversaries and tight regimes: drop --no-adversary")
     results = verify(args.ids or None, seed=args.seed, adversary=not args.no_adversary,
-                     proof_status=status, progress=not args.no_progress)
+                     proof_status=status, progress=not args.no_progress, mutants=args.mutants)
     wall = time.perf_counter() - t0
     print(format_table(results))
     print(f"verify: {wall:.1f}s on {jax.default_backend()} ({len(jax.devices())} device(s)), seed {args.seed}")
@@ -81,14 +83,20 @@ def cmd_verify(args, ap) -> int:
         "seed": args.seed, "wall_time_s": wall, "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()], "jax_version": jax.__version__,
         "proof_status_file": str(proofs_path) if status else None,
+        "mutants_run": bool(args.mutants),
+        "mutants_killed": sum(r.mutants_killed for r in results),
+        "mutants_total": sum(len(r.mutants) for r in results),
         "results": [r.to_json() for r in results],
     })
     print(f"wrote {path}")
     bad = [r.id for r in results if r.verdict != "pass"]
     if bad:
         print(f"verify FAILED for: {', '.join(bad)}", file=sys.stderr)
-        return 1
-    return 0
+    # a surviving mutant is a check that cannot fail: as much a failure as a violated claim
+    survivors = [f"{r.id} [{m['name']}]" for r in results for m in r.mutants if not m["killed"]]
+    if survivors:
+        print(f"verify: mutants survived: {', '.join(survivors)}", file=sys.stderr)
+    return 1 if (bad or survivors) else 0
 
 
 def _run_proofs(json_path: Path, quiet: bool = False) -> int:
@@ -173,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--proofs", help="proofs_check JSON to read proof status from")
     v.add_argument("--run-proofs", action="store_true", help="run proofs_check first")
     v.add_argument("--no-progress", action="store_true")
+    v.add_argument("--mutants", action="store_true",
+                   help="also verify every claim's mutants (altered bounds that must be rejected); "
+                        "a surviving mutant makes verify exit 1")
     p = sub.add_parser("proofs", help="run the symbolic checks (python -m proofs_check)")
     p.add_argument("--out", default=str(DEFAULT_OUT))
     sub.add_parser("figures", help="regenerate figures (python -m figures ...)", add_help=False)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from softmax_stability.claims._registry import Claim, all_claims, get, register
+from softmax_stability.claims._registry import Claim, Mutant, TightRegime, all_claims, get, register
 
-__all__ = ["Claim", "register", "get", "all_claims", "verify", "verify_claim", "format_table",
-           "claims_markdown"]
+__all__ = ["Claim", "Mutant", "TightRegime", "register", "get", "all_claims", "verify", "verify_claim",
+           "verify_mutant", "claim_mutants", "format_table", "claims_markdown"]
 
 
 def _import_families() -> None:
@@ -24,7 +24,8 @@ def _import_families() -> None:
 
 _import_families()
 
-from softmax_stability.claims._verify import format_table, verify, verify_claim  # noqa: E402
+from softmax_stability.claims._verify import (  # noqa: E402
+    claim_mutants, format_table, verify, verify_claim, verify_mutant)
 
 
 def claims_markdown() -> str:

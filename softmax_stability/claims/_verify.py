@@ -8,6 +8,13 @@ several accelerators (or ``XLA_FLAGS=--xla_force_host_platform_device_count=N``)
 The *ratio* reported per instance is oriented so that ``ratio <= 1`` means the claim holds:
 ``measure / bound`` for upper bounds, ``bound / measure`` for lower bounds and
 ``measure / bound`` for identities (then it should be 1).
+
+Power to fail. A sharp claim is judged sharp only if *each* of its tight regimes (instances where
+its constant is approached non-trivially, :class:`~softmax_stability.claims._registry.TightRegime`)
+reaches ``sharp_threshold``; a global maximum could be reached where any constant would do (at
+delta = 0, or in another branch of a max). Adversaries and regimes search the ratio of the claim as
+verified, so :func:`verify_mutants` can swap in an altered bound and see the verdict change: a
+mutant is killed when the verifier does not pass it.
 """
 
 from __future__ import annotations
@@ -26,9 +33,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softmax_stability.claims._registry import Claim, all_claims, get
+from softmax_stability.claims._registry import Claim, Mutant, RatioFn, all_claims, get
 
-__all__ = ["ClaimResult", "verify_claim", "verify", "default_verify_workers", "format_table", "shard_batch", "load_proof_status"]
+__all__ = ["ClaimResult", "MutantResult", "verify_claim", "verify_mutant", "verify", "claim_mutants",
+           "oriented_ratio", "default_verify_workers", "format_table", "shard_batch", "load_proof_status",
+           "CONSTANT_STEP", "IDENTITY_PERTURBATION"]
+
+CONSTANT_STEP = 0.02  # the automatic constant mutants of a sharp claim: bound x (1 -+ 2%)
+IDENTITY_PERTURBATION = 1e-6  # the automatic mutant of an identity: formula x (1 + 1e-6)
 
 _RATIO_SAMPLE = 400  # ratios kept per claim for the bound_vs_autodiff figure
 
@@ -58,6 +70,34 @@ class ClaimResult:
     error: str | None = None
     ratios: list[float] = dataclasses.field(default_factory=list)
     worst_instance: dict[str, Any] | None = None
+    # per tight regime: name, description, instances, max_ratio, reached (sharp claims only)
+    regimes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # filled by verify(..., mutants=True): one MutantResult.to_json() per mutant
+    mutants: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @property
+    def mutants_killed(self) -> int:
+        return sum(bool(m["killed"]) for m in self.mutants)
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["mutants_killed"], d["mutants_total"] = self.mutants_killed, len(self.mutants)
+        return d
+
+
+@dataclasses.dataclass
+class MutantResult:
+    """The verifier's verdict on one mutant of a claim; ``killed`` unless it passed."""
+
+    claim: str
+    name: str
+    change: str
+    verdict: str
+    killed: bool
+    max_ratio: float
+    regimes: list[dict[str, Any]]
+    reason: str
+    seconds: float
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -114,6 +154,23 @@ def verifier_compiler_options() -> dict[str, Any] | None:
     on an instance whose values, 3e-14, are at the claim's absolute tolerance).
     """
     return {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
+
+
+def oriented_ratio(claim: Claim) -> RatioFn:
+    """One instance -> the claim's ratio, oriented so that ``<= 1`` means it holds: measure/bound
+    (upper), bound/measure (lower), |measure - bound| / tolerance (identity). Traceable; this is
+    what adversaries and tight regimes maximise."""
+
+    def ratio(prm):
+        b = jnp.asarray(claim.bound(prm))
+        m = jnp.asarray(claim.measure(prm))
+        if claim.kind == "upper":
+            return m / b
+        if claim.kind == "lower":
+            return b / m
+        return jnp.abs(m - b) / (claim.atol + claim.rtol * jnp.abs(b))
+
+    return ratio
 
 
 def _evaluate(claim: Claim, batches: Iterable[dict[str, Any]]):
@@ -195,16 +252,34 @@ def _error_result(claim: Claim, pstatus: str, seconds: float, error: str) -> Cla
 
 def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
                  proof_status: dict[str, str] | None = None) -> ClaimResult:
-    """Evaluate one claim. Never raises for a claim's own failure: the result says ERROR."""
+    """Evaluate one claim, in float64 whatever the caller's ``jax_enable_x64`` (the setting is
+    restored afterwards). Never raises for a claim's own failure: the result says ERROR.
+
+    Violations are counted over the random instances, the adversary's and the tight regimes'. A
+    sharp claim is sharp when every tight regime reaches ``claim.sharp_threshold`` (a sharp claim
+    without regimes falls back to the global maximum). With ``adversary=False`` neither the
+    adversary nor the regimes run, and sharpness is not judged (``sharp_reached=None``).
+    """
+    with jax.enable_x64(True):
+        return _verify_claim_x64(claim, seed=seed, adversary=adversary, proof_status=proof_status)
+
+
+def _verify_claim_x64(claim: Claim, *, seed: int, adversary: bool,
+                      proof_status: dict[str, str] | None) -> ClaimResult:
     t0 = time.perf_counter()
     key = _claim_key(seed, claim.id)
-    k_sample, k_adv = jax.random.split(key)
+    k_sample, k_adv, k_reg = jax.random.split(key, 3)
     pstatus = _proof_status_of(claim, proof_status)
     try:
+        ratio_fn = oriented_ratio(claim)
         rand = _evaluate(claim, claim.sample(k_sample))
-        adv = _evaluate(claim, claim.adversary(k_adv)) if (adversary and claim.adversary) else []
+        adv = _evaluate(claim, claim.adversary(k_adv, ratio_fn)) if (adversary and claim.adversary) else []
+        reg = []
+        if adversary and claim.sharp:
+            for i, regime in enumerate(claim.tight_regimes):
+                reg.append((regime, _evaluate(claim, regime.instances(jax.random.fold_in(k_reg, i), ratio_fn))))
         ratios, excesses, worst = [], [], (-np.inf, None)
-        for batch, b, m in rand + adv:
+        for batch, b, m in rand + adv + [t for _, ev in reg for t in ev]:
             r, e = _ratios_and_violations(claim, b, m)
             ratios.append(r)
             excesses.append(e)
@@ -213,18 +288,25 @@ def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
                 worst = (float(e[i]), _instance(batch, i) | {"bound": float(b[i]), "measure": float(m[i])})
         r_all = np.concatenate(ratios)
         e_all = np.concatenate(excesses)
-        adv_max = None
-        if adv:
-            adv_max = float(np.max(np.concatenate([_ratios_and_violations(claim, b, m)[0] for _, b, m in adv])))
+
+        def max_of(evals):
+            rs = [_ratios_and_violations(claim, b, m)[0] for _, b, m in evals]
+            return float(np.nanmax(np.concatenate(rs))) if rs else math.nan
+
+        adv_max = max_of(adv) if adv else None
         finite = r_all[np.isfinite(r_all)]
         max_ratio = float(np.max(r_all)) if r_all.size else math.nan
         n_viol = int(np.sum(e_all > 0))
+        regimes = [{"name": rg.name, "description": rg.description,
+                    "instances": int(sum(b.size for _, b, _ in ev)), "max_ratio": max_of(ev),
+                    "reached": bool(max_of(ev) >= claim.sharp_threshold)} for rg, ev in reg]
         sharp_reached = None
-        if claim.sharp:
-            sharp_reached = bool(max_ratio >= claim.sharp_threshold)
+        if claim.sharp and adversary:
+            sharp_reached = (all(r["reached"] for r in regimes) if regimes
+                             else bool(max_ratio >= claim.sharp_threshold))
         if n_viol:
             verdict = "VIOLATED"
-        elif claim.sharp and not sharp_reached:
+        elif claim.sharp and sharp_reached is False:
             verdict = "NOT SHARP"
         else:
             verdict = "pass"
@@ -238,10 +320,70 @@ def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
             sharp_reached=sharp_reached, adversary_max_ratio=adv_max, proof=claim.proof,
             proof_status=pstatus, numeric_only_reason=claim.numeric_only_reason, verdict=verdict,
             seconds=time.perf_counter() - t0, ratios=[float(x) for x in keep],
-            worst_instance=worst[1] if n_viol else None,
+            worst_instance=worst[1] if n_viol else None, regimes=regimes,
         )
     except Exception as err:  # a broken claim is reported, and makes verify fail
         return _error_result(claim, pstatus, time.perf_counter() - t0, f"{type(err).__name__}: {err}")
+
+
+def _scaled(bound: Callable, factor: float) -> Callable:
+    return lambda prm: factor * jnp.asarray(bound(prm))
+
+
+def claim_mutants(claim: Claim) -> list[Mutant]:
+    """The claim's own mutants, then the automatic ones.
+
+    Automatic: a sharp upper (lower) bound gets its constant moved by ``CONSTANT_STEP`` both ways,
+    ``bound x 0.98`` ("tighter", must be VIOLATED) and ``bound x 1.02`` ("looser", must be NOT
+    SHARP), mirrored for a lower bound; an identity gets ``formula x (1 + 1e-6)`` ("perturbed",
+    must fall outside its tolerance, so a tolerance looser than 1e-6 relative is caught). A
+    non-sharp inequality gets none automatically: a slightly tighter version of a loose bound is
+    still true, so its mutants are structural and stated with the claim.
+    """
+    out = list(claim.mutants)
+    lo, hi = 1 - CONSTANT_STEP, 1 + CONSTANT_STEP
+    if claim.kind == "equal":
+        out.append(Mutant(f"formula x (1 + {IDENTITY_PERTURBATION:g})", "perturbed",
+                          _scaled(claim.bound, 1 + IDENTITY_PERTURBATION)))
+    elif claim.sharp:
+        tight, loose = (lo, hi) if claim.kind == "upper" else (hi, lo)
+        out.append(Mutant(f"bound x {tight:g}", "tighter", _scaled(claim.bound, tight)))
+        out.append(Mutant(f"bound x {loose:g}", "looser", _scaled(claim.bound, loose)))
+    return out
+
+
+def _mutant_by_name(claim: Claim, name: str) -> Mutant:
+    for m in claim_mutants(claim):
+        if m.name == name:
+            return m
+    raise KeyError(f"claim {claim.id} has no mutant {name!r}")
+
+
+def verify_mutant(claim: Claim, mutant: Mutant | str, *, seed: int = 0) -> MutantResult:
+    """Verify ``claim`` with its bound replaced by ``mutant.bound`` (same instances, same seed; the
+    adversary and the regimes search the mutated ratio). Killed when the verdict is VIOLATED or
+    NOT SHARP; a surviving mutant's ``reason`` says what the verifier saw."""
+    if isinstance(mutant, str):
+        mutant = _mutant_by_name(claim, mutant)
+    mutated = dataclasses.replace(claim, bound=mutant.bound, mutants=())
+    r = verify_claim(mutated, seed=seed, adversary=True)
+    killed = r.verdict in ("VIOLATED", "NOT SHARP")
+    if killed:
+        how = (f"{r.violations} instance(s) beyond tolerance, max ratio {r.max_ratio:.6g}"
+               if r.verdict == "VIOLATED" else
+               ("not reached in " + ", ".join(f"{g['name']} (max {g['max_ratio']:.6g})"
+                                              for g in r.regimes if not g["reached"])
+                if r.regimes else f"max ratio {r.max_ratio:.6g} below the sharpness threshold"))
+        reason = f"{r.verdict}: {how}"
+    elif r.verdict == "ERROR":
+        reason = f"ERROR: {r.error}"
+    else:
+        reached = "; ".join(f"{g['name']}: max {g['max_ratio']:.6g}" for g in r.regimes)
+        reason = (f"survives: passes with max ratio {r.max_ratio:.6g}, no violation"
+                  + (f"; regimes {reached}" if reached else ""))
+    return MutantResult(claim=claim.id, name=mutant.name, change=mutant.change, verdict=r.verdict,
+                        killed=killed, max_ratio=r.max_ratio, regimes=r.regimes, reason=reason,
+                        seconds=r.seconds)
 
 
 _INHERITED_CONFIG = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
@@ -254,12 +396,29 @@ def _init_worker(config: dict[str, Any]) -> None:
         jax.config.update(name, value)
 
 
+_MUTANT_SEP = "::"  # a task id "CLAIM::MUTANT" is one mutant of a claim (claim ids never hold "::")
+
+
+@dataclasses.dataclass(frozen=True)
+class _MutantTask:
+    id: str  # "CLAIM::MUTANT", so the worker pool treats it like a claim
+
+
+def _run_task(task_id: str, seed: int, adversary: bool,
+              proof_status: dict[str, str] | None) -> ClaimResult | MutantResult:
+    if _MUTANT_SEP in task_id:
+        claim_id, name = task_id.split(_MUTANT_SEP, 1)
+        return verify_mutant(get(claim_id), name, seed=seed)
+    return verify_claim(get(task_id), seed=seed, adversary=adversary, proof_status=proof_status)
+
+
 def _verify_one_in_worker(claim_id: str, seed: int, adversary: bool,
-                          proof_status: dict[str, str] | None) -> ClaimResult:
-    """One claim in a worker process (module level so that ``spawn`` can pickle it)."""
+                          proof_status: dict[str, str] | None) -> ClaimResult | MutantResult:
+    """One claim (or one mutant, ``"CLAIM::MUTANT"``) in a worker process (module level so that
+    ``spawn`` can pickle it)."""
     import softmax_stability.claims  # noqa: F401  (registers every family)
 
-    return verify_claim(get(claim_id), seed=seed, adversary=adversary, proof_status=proof_status)
+    return _run_task(claim_id, seed, adversary, proof_status)
 
 
 def default_verify_workers(n_claims: int) -> int:
@@ -276,8 +435,13 @@ def default_verify_workers(n_claims: int) -> int:
 
 def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool = True,
            proof_status: dict[str, str] | None = None, progress: bool = True,
-           workers: int | None = None, stall_timeout: float = 300.0) -> list[ClaimResult]:
+           workers: int | None = None, stall_timeout: float = 300.0,
+           mutants: bool = False) -> list[ClaimResult]:
     """Verify the claims with the given ids (all registered claims by default), in float64.
+
+    With ``mutants=True`` every mutant of every claim (:func:`claim_mutants`) is verified too, each
+    as a task of its own, and its :class:`MutantResult` lands in the claim's ``mutants`` list
+    (``mutants_killed`` of ``len(mutants)``).
 
     Claims run in ``workers`` separate processes (default :func:`default_verify_workers`; ``1``
     runs them in order in this process). Each claim draws from its own key, so the results do not
@@ -298,42 +462,59 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
     import softmax_stability.claims  # noqa: F401  (registers every family)
 
     claims = [get(i) for i in ids] if ids else all_claims()
+    tasks: list[Any] = list(claims)
+    if mutants:
+        tasks += [_MutantTask(f"{c.id}{_MUTANT_SEP}{m.name}") for c in claims for m in claim_mutants(c)]
     if workers is None:
-        workers = default_verify_workers(len(claims))
+        workers = default_verify_workers(len(tasks))
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(claims), desc="verify", unit="claim", leave=False)
+        bar = tqdm(total=len(tasks), desc="verify", unit="claim" if not mutants else "task", leave=False)
 
-    def done(r: ClaimResult) -> ClaimResult:
+    def done(r):
         if bar is not None:
-            bar.set_postfix_str(r.id)
+            bar.set_postfix_str(r.id if isinstance(r, ClaimResult) else f"{r.claim} [{r.name}]")
             bar.update(1)
         return r
 
+    def key_of(r) -> str:
+        return r.id if isinstance(r, ClaimResult) else f"{r.claim}{_MUTANT_SEP}{r.name}"
+
     try:
-        if workers == 1 or len(claims) <= 1:
-            return [done(verify_claim(c, seed=seed, adversary=adversary, proof_status=proof_status))
-                    for c in claims]
-        if not (isinstance(stall_timeout, (int, float)) and stall_timeout > 0):
-            raise ValueError(f"stall_timeout must be a number of seconds > 0, got {stall_timeout!r}")
-        by_id: dict[str, ClaimResult] = {}
-        pending = list(claims)
-        for attempt in (1, 2):
-            pending = _run_in_workers(pending, min(workers, len(pending)), (seed, adversary, proof_status),
-                                      stall_timeout, lambda r: by_id.__setitem__(r.id, done(r)))
-            if not pending:
-                break
-            warnings.warn(f"verify: no claim finished for {stall_timeout:g} s; killed the workers "
-                          f"(attempt {attempt}) with {', '.join(c.id for c in pending)} unfinished"
-                          + ("; rerunning them" if attempt == 1 else ""), RuntimeWarning, stacklevel=2)
-        for c in pending:
-            by_id[c.id] = done(_error_result(c, _proof_status_of(c, proof_status), 2 * stall_timeout,
-                                             f"stalled: no result within {stall_timeout:g} s, twice"))
-        return [by_id[c.id] for c in claims]
+        if workers == 1 or len(tasks) <= 1:
+            by_id = {t.id: done(_run_task(t.id, seed, adversary, proof_status)) for t in tasks}
+        else:
+            if not (isinstance(stall_timeout, (int, float)) and stall_timeout > 0):
+                raise ValueError(f"stall_timeout must be a number of seconds > 0, got {stall_timeout!r}")
+            by_id = {}
+            pending = list(tasks)
+            for attempt in (1, 2):
+                pending = _run_in_workers(pending, min(workers, len(pending)), (seed, adversary, proof_status),
+                                          stall_timeout, lambda r: by_id.__setitem__(key_of(r), done(r)))
+                if not pending:
+                    break
+                warnings.warn(f"verify: no claim finished for {stall_timeout:g} s; killed the workers "
+                              f"(attempt {attempt}) with {', '.join(c.id for c in pending)} unfinished"
+                              + ("; rerunning them" if attempt == 1 else ""), RuntimeWarning, stacklevel=2)
+            for t in pending:
+                reason = f"stalled: no result within {stall_timeout:g} s, twice"
+                if isinstance(t, _MutantTask):
+                    cid, name = t.id.split(_MUTANT_SEP, 1)
+                    m = _mutant_by_name(get(cid), name)
+                    by_id[t.id] = done(MutantResult(cid, name, m.change, "ERROR", False, math.nan, [],
+                                                    f"ERROR: {reason}", 2 * stall_timeout))
+                else:
+                    by_id[t.id] = done(_error_result(t, _proof_status_of(t, proof_status),
+                                                     2 * stall_timeout, reason))
+        results = [by_id[c.id] for c in claims]
+        for r in results:
+            r.mutants = [by_id[t.id].to_json() for t in tasks
+                         if isinstance(t, _MutantTask) and t.id.split(_MUTANT_SEP, 1)[0] == r.id]
+        return results
     finally:
         if bar is not None:
             bar.close()
@@ -378,16 +559,28 @@ def _run_in_workers(claims: list[Claim], workers: int, args: tuple, stall_timeou
 
 def format_table(results: Sequence[ClaimResult]) -> str:
     """One row per claim: instances, max ratio, sharpness reached, symbolic status, verdict."""
-    head = f"{'claim':<40} {'kind':<6} {'inst':>6} {'max ratio':>12} {'sharp':>6} {'proof':>13} {'time':>6}  verdict"
+    with_mutants = any(r.mutants for r in results)
+    head = (f"{'claim':<40} {'kind':<6} {'inst':>6} {'max ratio':>12} {'sharp':>6} {'proof':>13} "
+            + (f"{'mutants':>8} " if with_mutants else "") + f"{'time':>6}  verdict")
     lines = [head, "-" * len(head)]
+    survivors = []
     for r in results:
-        sharp = "-" if not r.sharp else ("yes" if r.sharp_reached else "NO")
+        sharp = "-" if not r.sharp else {True: "yes", False: "NO", None: "?"}[r.sharp_reached]
+        score = f"{r.mutants_killed}/{len(r.mutants)}"
         lines.append(
             f"{r.id:<40} {r.kind:<6} {r.instances:>6} {r.max_ratio:>12.6g} {sharp:>6} "
-            f"{r.proof_status:>13} {r.seconds:>5.1f}s  {r.verdict}"
-            + (f"  ({r.error})" if r.error else "")
+            f"{r.proof_status:>13} " + (f"{score:>8} " if with_mutants else "")
+            + f"{r.seconds:>5.1f}s  {r.verdict}" + (f"  ({r.error})" if r.error else "")
         )
+        survivors += [f"  {r.id} [{m['name']}]: {m['reason']}" for m in r.mutants if not m["killed"]]
     n_bad = sum(r.verdict != "pass" for r in results)
     lines.append("-" * len(head))
-    lines.append(f"{len(results)} claims, {len(results) - n_bad} pass, {n_bad} fail")
+    summary = f"{len(results)} claims, {len(results) - n_bad} pass, {n_bad} fail"
+    if with_mutants:
+        total = sum(len(r.mutants) for r in results)
+        summary += f"; mutants killed {sum(r.mutants_killed for r in results)}/{total}"
+    lines.append(summary)
+    if survivors:
+        lines.append("surviving mutants (a check that cannot fail):")
+        lines += survivors
     return "\n".join(lines)

@@ -322,7 +322,7 @@ def _bounded_bound(prm):
     return 0.5 * jnp.log(hi / lo)  # = 2R: p in [lo, hi]  <=>  |ln(n p)| <= 2R
 
 
-def _bounded_adversary(key):
+def _bounded_adversary(key, ratio=None):
     from softmax_stability.maps import softmax
 
     rng = _rng(key, 1)

@@ -53,7 +53,7 @@ def _adversary_entry(side):
     from softmax_stability.focus import softmax_entry_bounds
     from softmax_stability.maps import softmax
 
-    def adversary(key):
+    def adversary(key, ratio=None):
         out = []
         for n in (2, 16):
             def obj(z):
@@ -107,7 +107,7 @@ def _pmax_bound(prm):
     return pmax_bound(delta, n)
 
 
-def _adversary_pmax(key):
+def _adversary_pmax(key, ratio=None):
     """Ascend p_max / bound; the optimum puts every non-maximal logit at the minimum, where the
     bound is attained exactly (ratio 1)."""
     from softmax_stability.focus import pmax_bound

@@ -83,7 +83,7 @@ def _sample_f1(key):
     return [_qk_batch(rng, 256, 2, bias=True)]
 
 
-def _adversary_singular(key, n_tok):
+def _adversary_singular(key, n_tok, ratio=None):
     """Tokens along the top singular vectors of W (bias-free): |x^T W y| = sigma_1 Xi^2 exactly;
     with keys +-Xi v_1 the dispersion of query Xi u_1 is 2 sigma_1 Xi^2."""
     rng = _rng(key)
@@ -110,7 +110,7 @@ register(Claim(
     bound=_gamma_xi2,
     measure=lambda prm: jnp.max(jnp.abs(_logits_qk(prm))),
     sample=_sample_f1,
-    adversary=lambda key: _adversary_singular(key, 2),
+    adversary=lambda key, ratio=None: _adversary_singular(key, 2),
     sharp=True,
     proof=None,
     numeric_only_reason="one-line Cauchy-Schwarz with the operator norm; checked numerically, "
@@ -133,7 +133,7 @@ register(Claim(
     bound=lambda prm: 2.0 * _gamma_xi2(prm),
     measure=lambda prm: jnp.max(_F().dispersion(_logits_qk(prm))),
     sample=_sample_f1b,
-    adversary=lambda key: _adversary_singular(key, 6),
+    adversary=lambda key, ratio=None: _adversary_singular(key, 6),
     sharp=True,
     proof=None,
     numeric_only_reason="follows from F1 by the triangle inequality; checked numerically",
@@ -194,7 +194,7 @@ def _full_mass_bound(prm):
     return F.key_mass_bound(jnp.max(F.dispersion(prm["z"])), n, n)
 
 
-def _adversary_full_mass(key):
+def _adversary_full_mass(key, ratio=None):
     # every query puts key 0 at +delta, the rest equal: column sum n e^d/(e^d + n - 1) -> e^d as d -> 0
     n = 64
     z = np.zeros((4, n, n))
@@ -242,7 +242,7 @@ def _topk_mass_per_query(prm):
     return jnp.max(jnp.where(beta > 0, col / jnp.maximum(beta, 1), 0.0))
 
 
-def _adversary_topk_mass(key):
+def _adversary_topk_mass(key, ratio=None):
     # every query selects keys {0..k-1} with (nearly) equal logits: each gets ~1/k = e^0 / k
     rng = _rng(key)
     n, k, c = 8, 2, 128
@@ -355,7 +355,7 @@ def _f4_bound(prm):
     return F.topk_lipschitz_bound(sep) * jnp.max(jnp.abs(prm["e"]))
 
 
-def _adversary_f4(key):
+def _adversary_f4(key, ratio=None):
     """Both regimes attained (shapes as in the random batches, so nothing recompiles)."""
     rng = _rng(key)
     c, n = 256, 10
@@ -541,7 +541,7 @@ def _sample_f9(key):
     return [b]
 
 
-def _adversary_f9(key):
+def _adversary_f9(key, ratio=None):
     return [{"ds": np.array([_LN2, _LN2, 0.999 * _LN2]), "dh": np.zeros(3),
              "sep": np.array([1e12, 1e6, 1e12]), "bb": np.zeros(3)}]
 

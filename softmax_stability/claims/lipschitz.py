@@ -110,7 +110,7 @@ def _castin_tokens(key):
     return dict(base, x=_adversarial_inputs(base, n, gaps))
 
 
-def _l1_adversary(key):
+def _l1_adversary(key, ratio=None):
     """(a) :func:`_castin_tokens`; (b) gradient ascent of measured/bound jointly over the weights
     and tokens, matrix-free: the objective is ||J v|| / bound with the unit direction v ascended
     too, whose supremum over v is ||J||_2 / bound (Adam, 80 steps, 8 random starts)."""
@@ -282,7 +282,7 @@ register(Claim(
     bound=_derived,
     measure=_dense_norm,
     sample=_l1_sample,
-    adversary=lambda key: [_castin_tokens(key)],
+    adversary=lambda key, ratio=None: [_castin_tokens(key)],
     sharp=False,
     proof=None,
     numeric_only_reason="a short norm-inequality argument written in the docstring of derived_bound; "

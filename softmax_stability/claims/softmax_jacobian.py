@@ -135,7 +135,7 @@ def _measured_spectral(prm):
                                 max_iter=2000).norm
 
 
-def _adversary_spectral(key):
+def _adversary_spectral(key, ratio=None):
     """Ascend lambda_max(J) over the logits (beta = 1): it approaches 1/2 by tying two logits and
     pushing the rest down; at n = 2 the maximum 1/2 is attained at equal logits."""
     from softmax_stability.jacobian import softmax_jacobian
@@ -242,7 +242,7 @@ register(Claim(
 ))
 
 
-def _adversary_one_half(key):
+def _adversary_one_half(key, ratio=None):
     # p_1 = 1/2 is reachable with finite logits for any n >= 2: z_1 = ln(n - 1), the rest 0
     out = []
     for n in (2, 5, 64):
@@ -294,7 +294,7 @@ register(Claim(
 ))
 
 
-def _adversary_balanced(key):
+def _adversary_balanced(key, ratio=None):
     # a subset of mass exactly 1/2: two equal logits (n = 2), or z = (ln 3, 0, 0, 0) -> p_1 = 1/2
     return [{"z": jnp.zeros((2, 2), dtype=jnp.float64), "beta": jnp.ones(2)},
             {"z": jnp.zeros((2, 4), dtype=jnp.float64).at[:, 0].set(jnp.log(3.0)), "beta": jnp.ones(2)}]

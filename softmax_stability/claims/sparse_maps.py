@@ -105,7 +105,7 @@ def _sparsemax_spectral(prm):
     return jnp.where(ok, jnp.linalg.eigvalsh(fd)[-1], 0.0)  # eigvalsh symmetrises the FD matrix
 
 
-def _adversary_support_two(key):
+def _adversary_support_two(key, ratio=None):
     z = jnp.zeros((4, 5), dtype=jnp.float64).at[:, 2:].set(-1.0)  # support {0, 1}, |S| = 2
     return [{"z": z}]
 
@@ -165,7 +165,7 @@ def _entmax_spectral_ratio(prm):
     return worst
 
 
-def _adversary_entmax_spectral(key):
+def _adversary_entmax_spectral(key, ratio=None):
     """Ascend the mean over alpha of ||J_alpha||_2 / bound (closed forms) from random logits.
 
     The maximum 1 is attained, for every alpha at once, by two equal logits with every other
