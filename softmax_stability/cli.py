@@ -152,7 +152,7 @@ def cmd_run(args, ap) -> int:
 
     step("proofs_check", lambda: _run_proofs(out / "proofs_check.json"))
     vargs = argparse.Namespace(out=str(out), ids=None, seed=args.seed, no_adversary=False,
-                               proofs=None, run_proofs=False, no_progress=False)
+                               proofs=None, run_proofs=False, no_progress=False, mutants=True)
     step("verify", lambda: cmd_verify(vargs, ap))
     fig_argv = ["--profile", args.profile, "--out", str(out), "--seed", str(args.seed), "--keep-going"]
     step("figures", lambda: cmd_figures(fig_argv))

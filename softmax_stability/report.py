@@ -50,12 +50,32 @@ def _claim_rows(ver: dict) -> list[list[str]]:
     rows = []
     for r in ver.get("results", []):
         sharp = "-" if not r.get("sharp") else ("reached" if r.get("sharp_reached") else "NOT reached")
+        muts = r.get("mutants") or []
+        score = f"{sum(bool(m['killed']) for m in muts)}/{len(muts)}" if muts else "not run"
         rows.append([r["id"], r["kind"], str(r["instances"]), _fmt(r["max_ratio"]), sharp,
-                     r.get("proof_status", ""), r["verdict"], r.get("source", "")])
+                     r.get("proof_status", ""), score, r["verdict"], r.get("source", "")])
     return rows
 
 
-_CLAIM_HEAD = ["claim", "kind", "instances", "max ratio", "sharpness", "proof", "verdict", "source"]
+_CLAIM_HEAD = ["claim", "kind", "instances", "max ratio", "sharpness", "proof", "mutants killed",
+               "verdict", "source"]
+_VERDICT_COL = _CLAIM_HEAD.index("verdict")
+
+
+def _survivor_rows(ver: dict) -> list[list[str]]:
+    """Mutants the verifier passed: checks that could not fail, with the reason each survived."""
+    return [[r["id"], m["name"], m["change"], m["reason"]]
+            for r in ver.get("results", []) for m in (r.get("mutants") or []) if not m["killed"]]
+
+
+def _mutant_summary(ver: dict) -> str:
+    res = ver.get("results", [])
+    total = sum(len(r.get("mutants") or []) for r in res)
+    if not total:
+        return "Mutants were not run (softmax-stability verify --mutants)."
+    killed = sum(bool(m["killed"]) for r in res for m in (r.get("mutants") or []))
+    return (f"Mutants (altered bounds the verifier must reject): {killed}/{total} killed"
+            + ("." if killed == total else f"; {total - killed} survived (listed below)."))
 
 
 def _proof_rows(proofs: dict) -> list[list[str]]:
@@ -116,14 +136,20 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
     data = _collect(out)
     claims = _claim_rows(data["verification"])
     proofs = _proof_rows(data["proofs"])
-    n_bad = sum(r[6] != "pass" for r in claims)
+    n_bad = sum(r[_VERDICT_COL] != "pass" for r in claims)
+    survivors = _survivor_rows(data["verification"])
+    mutant_line = _mutant_summary(data["verification"])
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
     md = ["# softmax-stability report", "", f"Generated {stamp}.", ""]
     md += ["## Claims", "",
            f"{len(claims)} claims verified, {len(claims) - n_bad} pass, {n_bad} fail. "
            "Ratio = measured / bound (bound / measured for lower bounds); <= 1 means the bound holds.", ""]
+    md += [mutant_line, ""] if claims else []
     md += [_md_table(_CLAIM_HEAD, claims) if claims else "_verify has not run._", ""]
+    if survivors:
+        md += ["### Surviving mutants", "", _md_table(["claim", "mutant", "change", "why it survived"],
+                                                    survivors), ""]
     md += ["## Symbolic checks (proofs_check)", "", _md_table(_PROOF_HEAD, proofs) if proofs else "_not run._", ""]
     md += ["## Figures and tables", ""]
     for d in data["figures"]:
@@ -139,7 +165,7 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
 
     css = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
            "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;"
-           "padding:3px 6px;text-align:left}tr.ok td:nth-child(7){color:#060}tr.bad td{background:#fee}"
+           "padding:3px 6px;text-align:left}tr.ok td:nth-child(8){color:#060}tr.bad td{background:#fee}"
            "figure{margin:2em 0;border-top:1px solid #ddd;padding-top:1em}img{max-width:100%}"
            ".prov{color:#666;font-size:12px}")
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>softmax-stability report</title>"
@@ -147,7 +173,10 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
          f"<p>Generated {html.escape(stamp)}.</p>", "<h2 id='claims'>Claims</h2>",
          f"<p>{len(claims)} claims verified, {len(claims) - n_bad} pass, {n_bad} fail. Ratio = measured / "
          "bound (bound / measured for lower bounds); &le; 1 means the bound holds.</p>",
-         _html_table(_CLAIM_HEAD, claims, verdict_col=6) if claims else "<p>verify has not run.</p>",
+         f"<p>{html.escape(mutant_line)}</p>" if claims else "",
+         _html_table(_CLAIM_HEAD, claims, verdict_col=_VERDICT_COL) if claims else "<p>verify has not run.</p>",
+         ("<h3>Surviving mutants</h3>" + _html_table(["claim", "mutant", "change", "why it survived"],
+                                                     survivors)) if survivors else "",
          "<h2 id='proofs'>Symbolic checks</h2>",
          _html_table(_PROOF_HEAD, proofs, verdict_col=3) if proofs else "<p>not run.</p>",
          "<h2 id='figures'>Figures and tables</h2>"]
