@@ -2,10 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# one stamp per device, so that DEVICE=gpu adds the cuda extra to an existing venv
-STAMP := $(VENV)/.installed-$(DEVICE)
 PROFILE ?= quick
 DEVICE ?= cpu
+# one stamp per device, so that DEVICE=gpu adds the cuda extra to an existing venv (defined after
+# DEVICE: with := it is expanded here, and used to read .installed- with an empty DEVICE)
+STAMP := $(VENV)/.installed-$(DEVICE)
 EXTRAS := test
 ifeq ($(DEVICE),gpu)
 EXTRAS := test,cuda

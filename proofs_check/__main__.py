@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import sympy
+
+from softmax_stability._io import atomic_write_text
 
 from ._core import checks, run_all
 
@@ -35,16 +35,8 @@ def write_json(path, results, seconds: float) -> None:
         "sympy": sympy.__version__,
         "python": platform.python_version(),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # one atomic writer for every output (it also gives the file the umask's mode, not mkstemp's 0600)
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 def format_table(results, verbose: bool = False) -> str:

@@ -31,14 +31,25 @@ def ensure_writable_dir(path: str | os.PathLike, name: str = "out") -> Path:
     return p
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
-    """Call ``writer(tmp_path)`` then move the temporary file onto ``path`` atomically."""
+    """Call ``writer(tmp_path)`` then move the temporary file onto ``path`` atomically.
+
+    The file gets the mode an ordinary ``open(path, "w")`` would give (``0o666`` less the umask):
+    ``mkstemp`` creates its file ``0o600``, which left every output unreadable to others.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

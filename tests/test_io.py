@@ -45,3 +45,13 @@ def test_dir_under_a_file_raises(tmp_path):
     f.write_text("x")
     with pytest.raises(PermissionError, match="--out"):
         ensure_writable_dir(f / "sub", "--out")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_respect_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        p = atomic_write_text(tmp_path / "out.txt", "x")
+    finally:
+        os.umask(old)
+    assert (p.stat().st_mode & 0o777) == 0o666 & ~umask
