@@ -1,7 +1,9 @@
-"""Every registered claim passes the verifier (random + adversarial instances, float64).
+"""Every registered claim passes the verifier (random + adversarial instances, float64), and every
+mutant of every claim is killed.
 
-This is the test-suite twin of ``softmax-stability verify``: one test per claim, so a failure names
-the claim and the worst instance found. The claims run once, through ``verify`` in 2 worker
+This is the test-suite twin of ``softmax-stability verify --mutants``: one test per claim and one
+per mutant, so a failure names the claim (and the worst instance found) or the surviving mutant and
+why it survived. The claims run once, through ``verify`` in 2 worker
 processes, so the verifier's watchdog covers them: XLA:CPU has twice left a claim's program
 unfinished in this suite (never reproduced in isolation); the watchdog reruns such a claim in a
 fresh process instead of letting the suite hang.
@@ -9,16 +11,18 @@ fresh process instead of letting the suite hang.
 
 import pytest
 
-from softmax_stability.claims import all_claims
+from softmax_stability.claims import all_claims, claim_mutants
 from softmax_stability.claims._verify import verify
 
 IDS = [c.id for c in all_claims()]
+MUTANTS = [(c.id, m.name) for c in all_claims() for m in claim_mutants(c)]
 
 
 @pytest.fixture(scope="module")
 def results():
     # a different seed from `make run`'s default 0
-    return {r.id: r for r in verify(IDS, seed=1, progress=False, workers=2, stall_timeout=180.0)}
+    return {r.id: r for r in verify(IDS, seed=1, progress=False, workers=2, stall_timeout=180.0,
+                                    mutants=True)}
 
 
 @pytest.mark.parametrize("claim", all_claims(), ids=IDS)
@@ -29,3 +33,9 @@ def test_claim_holds(claim, results):
     if claim.sharp:
         assert r.sharp_reached, f"{claim.id}: sharp bound only reached ratio {r.max_ratio}"
     assert r.verdict == "pass"
+
+
+@pytest.mark.parametrize("claim_id,mutant", MUTANTS, ids=[f"{c}[{m}]" for c, m in MUTANTS])
+def test_mutant_is_killed(claim_id, mutant, results):
+    (m,) = [m for m in results[claim_id].mutants if m["name"] == mutant]
+    assert m["killed"], f"{claim_id}: mutant {mutant!r} ({m['change']}) survived: {m['reason']}"
