@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -105,6 +106,59 @@ def _html_table(head: list[str], rows: list[list[str]], verdict_col: int | None 
     return "\n".join(out)
 
 
+def _inline(text: str) -> str:
+    """Escape, then the inline Markdown the figures' notes use: `code` and **bold**."""
+    t = html.escape(text)
+    t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
+
+
+def _table_cells(line: str) -> list[str]:
+    cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+    return [c.strip().replace("\\|", "|") for c in cells]
+
+
+def markdown_to_html(text: str) -> str:
+    """The subset of Markdown the figures' ``.md`` notes are written in, as HTML: pipe tables
+    (a header row, a ``---`` row, body rows) become ``<table>``, ``#`` lines headings, ``-`` lines
+    lists, everything else paragraphs. A table that sat in ``<pre>`` was cut off at the page's
+    right edge and could not be read as a table."""
+    out: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("|") and i + 1 < len(lines) and re.match(r"^\s*\|[\s:|-]+\|?\s*$", lines[i + 1]):
+            head = _table_cells(line)
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                rows.append(_table_cells(lines[i]))
+                i += 1
+            out.append("<div class='scroll'><table><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in head)
+                       + "</tr>" + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
+                                           for r in rows) + "</table></div>")
+            continue
+        if m := re.match(r"^(#{1,6})\s+(.*)$", line):
+            level = min(len(m.group(1)) + 3, 6)  # below the page's own h1-h3
+            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
+        elif re.match(r"^\s*[-*]\s+", line):
+            items = []
+            while i < len(lines) and re.match(r"^\s*[-*]\s+", lines[i]):
+                items.append(re.sub(r"^\s*[-*]\s+", "", lines[i]))
+                i += 1
+            out.append("<ul>" + "".join(f"<li>{_inline(t)}</li>" for t in items) + "</ul>")
+            continue
+        elif line.strip():
+            para = [line]
+            while i + 1 < len(lines) and lines[i + 1].strip() and not re.match(r"^(\s*[|#*-])", lines[i + 1]):
+                i += 1
+                para.append(lines[i])
+            out.append(f"<p>{_inline(' '.join(para))}</p>")
+        i += 1
+    return "\n".join(out)
+
+
 def _prov_line(d: dict) -> str:
     return (f"profile {d.get('profile')}, seed {d.get('seed')}, {d.get('wall_time_s')} s, "
             f"JAX {d.get('jax_version')} on {d.get('backend')}, library {d.get('library_version')}, "
@@ -163,7 +217,8 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
                 md += [(out / f).read_text().strip(), ""]
         md += [f"<sub>Provenance: {_prov_line(d)}</sub>", ""]
 
-    css = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+    css = ("body{font-family:system-ui,sans-serif;max-width:1300px;margin:2em auto;padding:0 1em}"
+           ".scroll{overflow-x:auto}code{font-size:12px}"
            "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;"
            "padding:3px 6px;text-align:left}tr.ok td:nth-child(8){color:#060}tr.bad td{background:#fee}"
            "figure{margin:2em 0;border-top:1px solid #ddd;padding-top:1em}img{max-width:100%}"
@@ -188,7 +243,7 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
                 h.append(f"<img src='{html.escape(f)}' alt='{name}'>")
         for f in d.get("files", []):
             if f.endswith(".md") and (out / f).exists():
-                h.append(f"<pre>{html.escape((out / f).read_text())}</pre>")
+                h.append(f"<div class='note'>{markdown_to_html((out / f).read_text())}</div>")
         links = " ".join(f"<a href='{html.escape(f)}'>{html.escape(f)}</a>" for f in d.get("files", []))
         h.append(f"<figcaption>{html.escape(d.get('caption', ''))}<br>Source: {html.escape(d.get('source', ''))}"
                  f"<div class='prov'>{html.escape(_prov_line(d))}<br>{links}</div></figcaption></figure>")

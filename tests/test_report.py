@@ -73,3 +73,24 @@ def test_browser_check_detects_a_missing_image(out, tmp_path):
     attrs = _render(copy / "index.html")
     assert png in attrs.get("broken", ""), attrs
     assert int(attrs.get("errors", "0")) >= 1, attrs
+
+
+def test_markdown_notes_render_tables_as_html_tables():
+    from softmax_stability.report import markdown_to_html
+
+    md = ("## Outcome\n\nTOPK(5) is **below** FULL on `even_pairs`.\n\n"
+          "| variant | median | note |\n|---|---:|---|\n| FULL | 0.658 | a \\| b |\n| TOPK(5) | 0.079 | |\n\n"
+          "- first\n- second <x>\n")
+    h = markdown_to_html(md)
+    assert "<pre" not in h
+    assert h.count("<table>") == 1 and h.count("<tr>") == 3
+    assert "<th>variant</th>" in h and "<td>0.079</td>" in h and "<td>a | b</td>" in h
+    assert "<b>below</b>" in h and "<code>even_pairs</code>" in h
+    assert "<li>second &lt;x&gt;</li>" in h  # escaped, never raw HTML
+
+
+def test_html_report_has_no_preformatted_tables(out):
+    d, _ = out
+    page = (d / "index.html").read_text()
+    assert "<pre>" not in page
+    assert page.count("<table>") >= 3  # claims, proofs, and the figures' own tables
