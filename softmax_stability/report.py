@@ -178,6 +178,7 @@ _SELF_CHECK = """<script>
     var broken = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); });
     root.dataset.images = String(imgs.length);
     root.dataset.broken = broken.map(function (i) { return i.getAttribute('src'); }).join(' ') || 'none';
+    root.dataset.width = String(document.documentElement.scrollWidth);
     root.dataset.ready = '1';
   });
 })();

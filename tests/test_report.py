@@ -41,10 +41,10 @@ def test_markdown_report_has_claims_and_every_output(out):
                 assert f"]({f})" in md
 
 
-def _render(page):
+def _render(page, width=1400):
     proc = subprocess.run(
         [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
-         "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+         f"--window-size={width},1000", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     tag = re.search(r"<html[^>]*>", proc.stdout)
@@ -61,6 +61,8 @@ def test_html_report_loads_every_image_in_a_browser(out):
     assert attrs.get("images") == str(n_png), attrs
     assert attrs.get("broken") == "none", attrs
     assert "errors" not in attrs, attrs
+    # readable at 1400 px: nothing (a wide table, an image) pushes the page sideways
+    assert int(attrs["width"]) <= 1400, attrs
 
 
 @pytest.mark.skipif(BROWSER is None, reason="no Chromium on this machine (apt-get install chromium)")
