@@ -6,16 +6,16 @@ Every schedule returns an *inverse* temperature :math:`\tau` that multiplies a q
 per-query schedule is ``schedule(positions + 1)``. A per-query :math:`\tau` is a row scale of the
 logit matrix, i.e. it can be folded into the query vector.
 
-========================  =====================================================  ===========================
-schedule                  :math:`\tau(n)`                                        source
-========================  =====================================================  ===========================
-:func:`constant`          :math:`\tau_0`                                         vanilla attention (:math:`\tau_0=1`)
-:func:`log_n_scaling`     :math:`\ln n`                                          Chiang & Cholak 2022 [unconfirmed form]
-:func:`ssmax`             :math:`s\ln n`                                         Nakanishi 2025 (SSMax)
+============================  =================================================  ===========================
+schedule                      :math:`\tau(n)`                                    source
+============================  =================================================  ===========================
+:func:`constant`              :math:`\tau_0`                                     vanilla attention (:math:`\tau_0=1`)
+:func:`log_n_scaling`         :math:`\ln n`                                      Chiang & Cholak 2022 [unconfirmed form]
+:func:`ssmax`                 :math:`s\ln n`                                     Nakanishi 2025 (SSMax)
 :func:`position_temperature`  :math:`1 + g(\alpha)\ln n`                         SSA, position part
-:func:`ssa_temperature`   :math:`1 + g(\alpha)\ln n + \tanh f(x)`                SSA, position + token part
-:func:`yarn`              :math:`1 + 0.1\ln s` (:math:`s` = context scale)       Peng et al. 2023 (YaRN)
-========================  =====================================================  ===========================
+:func:`ssa_temperature`       :math:`1 + g(\alpha)\ln n + \tanh f(x)`            SSA, position + token part
+:func:`yarn`                  :math:`1 + 0.1\ln s` (:math:`s` = context scale)   Peng et al. 2023 (YaRN)
+============================  =================================================  ===========================
 
 The SSA gain :math:`g` has three parametrisations (:func:`position_gain`): ``"sigmoid"``
 (:math:`\sigma(\alpha)`, the form of the unofficial reproductions, ssa.md §1.3 [3P, unconfirmed]),

@@ -82,7 +82,7 @@ class Claim:
       statement: the statement in LaTeX.
       source: paper + equation, or ``"derived here"`` with a pointer.
       kind: ``"upper"`` (measure <= bound), ``"lower"`` (measure >= bound) or ``"equal"``
-        (|measure - bound| <= atol + rtol |bound|).
+        (``|measure - bound| <= atol + rtol |bound|``).
       bound: one instance (dict of arrays) -> scalar bound. Traced under ``jit``/``vmap``.
       measure: one instance -> scalar measured value, computed independently of ``bound``.
       sample: ``key -> list of batches``; a batch is a dict of arrays with a leading instance
