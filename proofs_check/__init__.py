@@ -2,7 +2,7 @@
 
 One module per family -- :mod:`~proofs_check.softmax_jacobian`, :mod:`~proofs_check.sparse_maps`,
 :mod:`~proofs_check.focus_conditions`, :mod:`~proofs_check.dilution`,
-:mod:`~proofs_check.ssa_algebra` -- registers checks under ``"<module>.<name>"``. Each check
+:mod:`~proofs_check.ssa_algebra`, :mod:`~proofs_check.recent_theory` -- registers checks under ``"<module>.<name>"``. Each check
 derives one claim of ``softmax_stability.claims`` and returns a :class:`CheckResult` (claim id,
 check id, method, status, evidence, seconds). Each takes the formula under test as an optional
 argument (default: the library's closed form as a SymPy builder), so a wrong formula is rejected
@@ -30,7 +30,7 @@ from ._core import (
     run_all,
     status_by_claim,
 )
-from . import softmax_jacobian, sparse_maps, focus_conditions, dilution, ssa_algebra  # noqa: E402  (register)
+from . import softmax_jacobian, sparse_maps, focus_conditions, dilution, ssa_algebra, recent_theory  # noqa: E402  (register)
 
 __all__ = [
     "METHODS",
@@ -47,6 +47,7 @@ __all__ = [
     "focus_conditions",
     "dilution",
     "ssa_algebra",
+    "recent_theory",
 ]
 
 

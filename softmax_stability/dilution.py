@@ -31,6 +31,18 @@ form was not recovered, ssa.md §2.2):
   :func:`gaussian_entropy_correction` (claim ``DL2-gaussian-entropy``, Monte Carlo).
 * *bounded logits* in :math:`[-R, R]`: every weight lies in :math:`[e^{-2R}/n,\ e^{2R}/n]`
   (:func:`bounded_weight_interval`; claim ``DL3-bounded-logits``, ``dilution.bounded_logits``).
+
+**Equiangular tokens** (unit vectors with pairwise inner product :math:`\rho`; claim
+``CS1-equiangular-contraction``): self-attention is the needle model with gap :math:`1-\rho` and
+scales every distance between tokens by :func:`equiangular_contraction`; under
+:math:`\beta = \gamma\ln n` the critical :math:`\gamma_c = 1/(1-\rho)`. This is the exact idealisation of
+the model of Chen, Lin, Polyanskiy & Rigollet 2025, not their theorem.
+
+**Top-k truncation** (Tzachristas et al. 2025, claims ``TK1``-``TK4``): the discarded tail mass
+:func:`topk_tail_mass` is the total variation between a row and its top-:math:`k` renormalisation;
+:func:`topk_truncation_error` is the exact change of the attention output and
+:func:`topk_truncation_error_bound` its two sharp bounds. Derivations:
+``docs/derivations/recent_theory.md``.
 """
 
 from __future__ import annotations
@@ -82,6 +94,12 @@ __all__ = [
     "gaussian_expected_max_weight",
     # bounded logits
     "bounded_weight_interval",
+    # top-k truncation
+    "topk_tail_mass",
+    "topk_truncation_error",
+    "topk_truncation_error_bound",
+    # equiangular tokens
+    "equiangular_contraction",
 ]
 
 
@@ -1007,3 +1025,233 @@ def bounded_weight_interval(n: Any, R: Any) -> tuple[jax.Array, jax.Array]:
     n = _check_n(n)
     R = _check_array(R, "R", lo=0.0)
     return jnp.exp(-2.0 * R) / n, jnp.exp(2.0 * R) / n
+
+
+# ==============================================================================================
+# top-k truncation (Tzachristas et al. 2025, arXiv:2512.07647, statement as recorded in the notes)
+
+
+@functools.partial(jax.jit, static_argnames=("axis", "k"))
+def _topk_tail_mass_jit(x, where, axis, k):
+    y = jnp.moveaxis(_masked(x, where), axis, -1)
+    n = y.shape[-1]
+    if k >= n:
+        return jnp.zeros(y.shape[:-1], y.dtype)
+    return -jnp.sum(lax.top_k(-y, n - k)[0], axis=-1)  # the n - k smallest, summed directly
+
+
+def topk_tail_mass(p: Any, k: int, axis: int = -1, *, where: Any = None) -> jax.Array:
+    r"""Mass outside the :math:`k` largest visible weights of each row, :math:`t = \sum_{i > k} p_{(i)}`.
+
+    The tail that top-:math:`k` truncation discards: :math:`t = 1 - p(S_k)` for a row on the simplex,
+    with :math:`S_k` the top-:math:`k` set (ties at the :math:`k`-th place do not change :math:`t`).
+    Summed directly over the :math:`n - k` smallest entries, not as :math:`1 - p(S_k)`, so a tiny
+    tail keeps full relative precision. It is the total-variation distance between :math:`p` and
+    its top-:math:`k` renormalisation :math:`\hat p = p\,[i \in S_k]/p(S_k)` (claim
+    ``TK1-topk-tv-tail-mass``):
+
+    .. math::
+        \mathrm{TV}(p, \hat p) = \tfrac12\|p - \hat p\|_1
+        = \tfrac12\Big(\sum_{i\in S_k} p_i\big(\tfrac{1}{p(S_k)} - 1\big) + \sum_{i\notin S_k} p_i\Big) = t .
+
+    Masked entries count as 0 (a row with at most :math:`k` visible keys has tail 0).
+
+    Source: Tzachristas et al. 2025 (arXiv:2512.07647), statement taken from the abstract as
+    recorded in the team's notes (anchors.md, "recent papers") [unconfirmed]; derivation in
+    ``docs/derivations/recent_theory.md#topk-truncation``; ``proofs_check`` id
+    ``recent_theory.topk_tv_identity``.
+
+    Args:
+        p: attention weights (entries :math:`\ge 0`).
+        k: a Python int with ``1 <= k <= p.shape[axis]``.
+        axis: the axis of the keys.
+        where: optional boolean mask (``True`` = visible).
+
+    Returns:
+        ``p``'s shape without ``axis``.
+
+    Example:
+        >>> import numpy as np
+        >>> from softmax_stability.dilution import topk_tail_mass
+        >>> print(round(float(topk_tail_mass(np.array([0.1, 0.5, 0.15, 0.25]), 2)), 6))
+        0.25
+    """
+    x, axis, where = _prepare(p, axis, where)
+    k = check_int_in_range(k, "k", 1, x.shape[axis])
+    return _topk_tail_mass_jit(x, where, axis, k)
+
+
+def _truncation_parts(p: jax.Array, v: jax.Array, k: int):
+    """Head mask S (top-k of p, lower index first at ties), tail mass t, head mass, and the
+    unnormalised sums sum_{i in S} p_i v_i and sum_{i not in S} p_i v_i."""
+    from softmax_stability.masks import topk_mask
+
+    head = topk_mask(p, k)
+    ph = jnp.where(head, p, 0.0)
+    pt = jnp.where(head, 0.0, p)
+    t = jnp.sum(pt, axis=-1)
+    m = jnp.sum(ph, axis=-1)
+    return head, t, m, jnp.einsum("...n,...nd->...d", ph, v), jnp.einsum("...n,...nd->...d", pt, v)
+
+
+def _check_pv(p: Any, v: Any, k: Any) -> tuple[jax.Array, jax.Array, int]:
+    x = as_float_array(p, "p")
+    vv = as_float_array(v, "v")
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"p must have a non-empty last axis (the keys), got shape {x.shape}")
+    if vv.ndim < 2 or vv.shape[-2] != x.shape[-1]:
+        raise ValueError(f"v must have shape (..., n, d) with n = p.shape[-1] = {x.shape[-1]}, got {vv.shape}")
+    k = check_int_in_range(k, "k", 1, x.shape[-1])
+    return x, vv, k
+
+
+def topk_truncation_error(p: Any, v: Any, k: int) -> jax.Array:
+    r"""Exact change of an attention output under top-:math:`k` truncation, in closed form.
+
+    With :math:`o = \sum_i p_i v_i`, :math:`\hat o = \sum_{i\in S_k} p_i v_i / p(S_k)` (the top-:math:`k`
+    renormalised output) and the tail mass :math:`t = \sum_{i\notin S_k} p_i`:
+
+    .. math::
+        o - \hat o = t\,(\mu_{\mathrm{tail}} - \mu_{\mathrm{head}}),\qquad
+        \mu_{\mathrm{tail}} = \frac{\sum_{i\notin S_k} p_i v_i}{t},\quad
+        \mu_{\mathrm{head}} = \frac{\sum_{i\in S_k} p_i v_i}{p(S_k)} = \hat o,
+
+    because :math:`o = p(S_k)\,\mu_{\mathrm{head}} + t\,\mu_{\mathrm{tail}}` and :math:`p(S_k) = 1 - t`.
+    Evaluated as :math:`\sum_{i\notin S_k} p_i v_i - (t/p(S_k))\sum_{i\in S_k} p_i v_i` (no division
+    by a small :math:`t`). :math:`S_k` is the top-:math:`k` set of ``p`` with ties broken towards
+    the lower index (:func:`softmax_stability.masks.topk_mask`), the set
+    :func:`softmax_stability.maps.topk_softmax` keeps whenever the order of ``p`` is the order of
+    the logits.
+
+    Source: Tzachristas et al. 2025 (arXiv:2512.07647), "the output error equals
+    :math:`t\|\mu_{\mathrm{tail}} - \mu_{\mathrm{head}}\|`", as recorded in the team's notes
+    [unconfirmed]; derived in ``docs/derivations/recent_theory.md#topk-truncation``;
+    ``proofs_check`` id ``recent_theory.topk_output_identity``.
+
+    Args:
+        p: probabilities, shape ``(..., n)``, summing to 1 along the last axis.
+        v: values, shape ``(..., n, d)``.
+        k: a Python int with ``1 <= k <= n``.
+
+    Returns:
+        Array of shape ``(..., d)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from softmax_stability.dilution import topk_truncation_error
+        >>> p, v = np.array([0.5, 0.3, 0.2]), np.array([[1.0], [0.0], [-1.0]])
+        >>> print(np.asarray(topk_truncation_error(p, v, 2)).round(6))  # 0.3 - 0.625 = -0.325
+        [-0.325]
+    """
+    p, v, k = _check_pv(p, v, k)
+    _, t, m, sh, st = _truncation_parts(p, v, k)
+    ratio = jnp.where(m > 0, t / jnp.where(m > 0, m, 1.0), 0.0)
+    return st - ratio[..., None] * sh
+
+
+def topk_truncation_error_bound(p: Any, v: Any, k: int, *, form: str = "cross") -> jax.Array:
+    r"""Upper bound on :math:`\|o - \hat o\|_2` under top-:math:`k` truncation (see :func:`topk_truncation_error`).
+
+    .. math::
+        \|o - \hat o\|_2 = t\,\|\mu_{\mathrm{tail}} - \mu_{\mathrm{head}}\|_2
+        \;\le\; t \max_{i\notin S_k,\ j\in S_k} \|v_i - v_j\|_2 \quad(\texttt{form="cross"})
+        \;\le\; 2t\max_j \|v_j\|_2 \quad(\texttt{form="norm"}),
+
+    with :math:`t` the tail mass (:func:`topk_tail_mass`). The first step holds because
+    :math:`\mu_{\mathrm{tail}}` and :math:`\mu_{\mathrm{head}}` are convex combinations of the tail
+    and of the head values, and :math:`(a, b) \mapsto \|a - b\|` is convex, so its maximum over the
+    product of the two hulls is at a pair of vertices; the second is the triangle inequality. Since
+    :math:`2t = \|p - \hat p\|_1`, the ``"norm"`` form is :math:`\|p - \hat p\|_1\max_j\|v_j\|`.
+    Both are attained for every :math:`p`: ``"cross"`` when the values are constant on the head and
+    constant on the tail, ``"norm"`` when moreover those two values are antipodal, :math:`v_{\mathrm{tail}}
+    = -v_{\mathrm{head}}` (claims ``TK3-topk-output-error-cross``, ``TK4-topk-output-error-norm``).
+
+    Source: derived here (``docs/derivations/recent_theory.md#topk-truncation``) from the identity of
+    Tzachristas et al. 2025 (arXiv:2512.07647) as recorded in the team's notes [unconfirmed];
+    ``proofs_check`` id ``recent_theory.topk_output_bounds``.
+
+    Args:
+        p: probabilities, shape ``(..., n)``, summing to 1 along the last axis.
+        v: values, shape ``(..., n, d)``.
+        k: a Python int with ``1 <= k <= n``.
+        form: ``"cross"`` (head-to-tail diameter of the values) or ``"norm"`` (twice the largest
+            value norm).
+
+    Returns:
+        Array of shape ``p.shape[:-1]`` (broadcast with ``v.shape[:-2]``).
+
+    Example:
+        >>> import numpy as np
+        >>> from softmax_stability.dilution import topk_truncation_error_bound
+        >>> p, v = np.array([0.5, 0.3, 0.2]), np.array([[1.0], [0.0], [-1.0]])
+        >>> print(round(float(topk_truncation_error_bound(p, v, 2)), 6))  # 0.2 * max(2, 1)
+        0.4
+        >>> print(round(float(topk_truncation_error_bound(p, v, 2, form="norm")), 6))
+        0.4
+    """
+    if form not in ("cross", "norm"):
+        raise ValueError(f"form must be 'cross' or 'norm', got {form!r}")
+    p, v, k = _check_pv(p, v, k)
+    head, t, _, _, _ = _truncation_parts(p, v, k)
+    if form == "norm":
+        return 2.0 * t * jnp.max(jnp.linalg.norm(v, axis=-1), axis=-1)
+    dist = jnp.linalg.norm(v[..., :, None, :] - v[..., None, :, :], axis=-1)  # (..., n, n)
+    cross = (~head)[..., :, None] & head[..., None, :]  # i in the tail, j in the head
+    return t * jnp.max(jnp.where(cross, dist, 0.0), axis=(-2, -1))
+
+
+# ==============================================================================================
+# equiangular tokens (critical attention scaling; Chen, Lin, Polyanskiy, Rigollet 2025)
+
+
+def equiangular_contraction(n: Any, rho: Any, beta: Any = 1.0) -> jax.Array:
+    r"""Factor by which self-attention scales every distance between :math:`n` equiangular tokens.
+
+    Tokens :math:`x_1, \dots, x_n` of unit norm with :math:`x_i^\top x_j = \rho` (:math:`i \ne j`)
+    give the logits :math:`\beta x_i^\top x_j`: every row is the needle model with gap
+    :math:`\Delta = 1 - \rho` (the token itself is the needle), so
+    :math:`A = \operatorname{softmax}(\beta XX^\top) = (p - q) I + q\,\mathbf 1\mathbf 1^\top` with
+    :math:`p` = :func:`needle_probability` :math:`(n, 1-\rho, \beta)` and :math:`q = (1-p)/(n-1) =
+    p\,e^{-\beta(1-\rho)}`. The outputs :math:`y_i = \sum_j A_{ij} x_j` satisfy
+    :math:`y_i - y_j = s\,(x_i - x_j)` with
+
+    .. math::
+        s = p - q = p\,\big(1 - e^{-\beta(1-\rho)}\big) = \frac{1 - e^{-\beta(1-\rho)}}{1 + (n-1)e^{-\beta(1-\rho)}},
+
+    evaluated with ``expm1`` and the log-sigmoid (no cancellation). :math:`s` is also the second
+    eigenvalue of :math:`A` (the first is 1, on :math:`\mathbf 1`). Under :math:`\beta = \gamma\ln n`,
+    :math:`s \to 0` (the tokens collapse: uniform-like attention), :math:`1/2`, or :math:`1` (identity-like
+    attention) as :math:`\gamma(1-\rho) <, =, > 1`: the critical :math:`\gamma_c = 1/(1-\rho)`.
+
+    Source: derived here (``docs/derivations/recent_theory.md#critical-scaling``) as the exact,
+    equiangular (infinite-dimension) idealisation of the model of Chen, Lin, Polyanskiy & Rigollet
+    2025 (arXiv:2510.05554), whose critical :math:`\gamma_c = 1/(1-\rho)` is recorded in the team's
+    notes from the abstract [unconfirmed]; the paper's own theorem (random tokens, finite dimension)
+    is not checked. ``proofs_check`` id ``recent_theory.equiangular_contraction``.
+
+    Args:
+        n: number of tokens, ``>= 2``.
+        rho: common inner product, in :math:`[-1/(n-1), 1]` (the Gram matrix is then PSD).
+        beta: inverse temperature, finite.
+
+    Returns:
+        The broadcast shape of the arguments.
+
+    Example:
+        >>> from softmax_stability.dilution import equiangular_contraction
+        >>> print(f"{float(equiangular_contraction(2, 0.0, 1.0)):.6f}")  # tanh(1/2)
+        0.462117
+        >>> import math
+        >>> print(f"{float(equiangular_contraction(1000, 0.5, 2 * math.log(1000))):.6f}")  # gamma = gamma_c: 999/1999
+        0.499750
+    """
+    n = _check_array(n, "n", lo=2.0)
+    rho = _check_array(rho, "rho")
+    beta = _check_array(beta, "beta")
+    if is_concrete(n) and is_concrete(rho):
+        nn, rr = np.asarray(n), np.asarray(rho)
+        if np.any(rr > 1) or np.any(rr < -1.0 / (nn - 1.0)):
+            raise ValueError(f"rho must lie in [-1/(n-1), 1] (equiangular unit vectors), got {rho!r}")
+    gap = 1.0 - rho
+    a, _ = _needle_a(n, gap, beta)
+    return jax.nn.sigmoid(a) * -jnp.expm1(-beta * gap)

@@ -129,7 +129,7 @@ def test_every_proofs_check_id_cited_in_docs_exists():
     import proofs_check
 
     ids = {c.check_id for c in proofs_check.checks()}
-    fams = "softmax_jacobian|sparse_maps|focus_conditions|dilution|ssa_algebra"
+    fams = "softmax_jacobian|sparse_maps|focus_conditions|dilution|ssa_algebra|recent_theory"
     cite = re.compile(r"proofs_check[`]*\s+(?:check\s+)?ids?\s*:?\s*((?:[`]*(?:%s)\.[a-z_0-9]+[`]*"
                       r"(?:\s*(?:,|and|or)\s*|\s*\([^)]*\)\s*(?:and|,)?\s*)?)+)" % fams)
     root = pathlib.Path(__file__).resolve().parents[1]

@@ -29,6 +29,7 @@ import sympy as sp
 import proofs_check
 from proofs_check import dilution as dl
 from proofs_check import focus_conditions as fc
+from proofs_check import recent_theory as rt
 from proofs_check import softmax_jacobian as sj
 from proofs_check import sparse_maps as sm
 from proofs_check import ssa_algebra as sa
@@ -69,6 +70,12 @@ EXPECTED_CLAIMS = {
     "ssa_algebra.unit_temperature_vanilla": "A2-ssa-unit-temperature",
     "ssa_algebra.sigmoid_positive": "A3-ssa-sigmoid-temperature-positive",
     "ssa_algebra.double_exp_positive": "A4-ssa-double-exp-coefficient",
+    "recent_theory.lp_half": "LP1-softmax-lp-half",
+    "recent_theory.topk_tv_identity": "TK1-topk-tv-tail-mass",
+    "recent_theory.topk_output_identity": "TK2-topk-output-error-identity",
+    "recent_theory.topk_output_bounds": "TK3-topk-output-error-cross",
+    "recent_theory.equiangular_contraction": "CS1-equiangular-contraction",
+    "recent_theory.critical_scaling_limits": "CS1-equiangular-contraction",
 }
 
 
@@ -175,6 +182,22 @@ MUTATIONS = {
         temperature=lambda a, n, f: 1 + sp.log(n) / (1 + sp.exp(-a)) + 2 * sp.tanh(f)),
     # constant 2 in front: range (0, 2)
     "ssa_algebra.double_exp_positive": lambda: sa.double_exp_positive(coefficient=lambda a: 2 * sp.exp(-sp.exp(a))),
+    # the mixed-norm constant 2^(1/q - 1): true at q = 1 only
+    "recent_theory.lp_half": lambda: rt.lp_half(bound=lambda b, q: b * 2 ** (1 / q - 1), n_max=3),
+    # factor 1/2 of the TV dropped
+    "recent_theory.topk_tv_identity": lambda: rt.topk_tv_identity(tail=lambda p, k: 2 * sp.Add(*p[k:]), n_max=3),
+    # t/p(S) -> t: the head sum not renormalised
+    "recent_theory.topk_output_identity": lambda: rt.topk_output_identity(
+        error=lambda p, v, k: rt.topk_output_error_closed_form(p, v, k)
+        + (1 - sp.Add(*p[:k])) * sum((pi * vi for pi, vi in zip(p[:k], v[:k])), sp.zeros(2, 1)), n_max=3),
+    # the cross diameter halved
+    "recent_theory.topk_output_bounds": lambda: rt.topk_output_bounds(cross=lambda t, d: t * d / 2, n_max=3),
+    # s -> p: the other tokens' weight forgotten
+    "recent_theory.equiangular_contraction": lambda: rt.equiangular_contraction(
+        contraction=lambda n, rho, beta: 1 / (1 + (n - 1) * sp.exp(-beta * (1 - rho))), n_max=3),
+    # critical value 1/2 -> sigma(1)
+    "recent_theory.critical_scaling_limits": lambda: rt.critical_scaling_limits(
+        limit=lambda g, d: sp.Piecewise((0, g * d < 1), (1 / (1 + sp.exp(-1)), sp.Eq(g * d, 1)), (1, True))),
 }
 
 
@@ -220,6 +243,10 @@ EXTRA = {
     # the secular function with the sign of its sum flipped
     "interlacing_secular_sign": lambda: sj.interlacing(
         secular=lambda p, lam: sp.Mul(*[x - lam for x in p]) * (1 + _sum([x**2 / (x - lam) for x in p])), n_max=3),
+    # the norm form with 2t -> t (the TV instead of ||p - p_hat||_1)
+    "topk_norm_form_halved": lambda: rt.topk_output_bounds(norm=lambda t, m: t * m, n_max=2),
+    # a constant that is true but not attained (beta/2 + beta/100)
+    "lp_half_loose": lambda: rt.lp_half(bound=lambda b, q: b / 2 + b / 100, n_max=2),
     "sigmoid_scale_missing": lambda: sa.sigmoid_positive(
         temperature=lambda a, n, f: sp.log(n) / (1 + sp.exp(-a)) + sp.tanh(f)),
 }
