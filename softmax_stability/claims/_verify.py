@@ -306,9 +306,10 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
     XLA's CPU runtime: with threads, one ``make run`` hung with two threads inside batched
     ``eigvalsh`` programs.
 
-    Watchdog: XLA:CPU (JAX 0.10.2) occasionally never completes a program -- seen twice in the
-    test suite on 2 cores in claim S3, the main thread waiting for the result while every XLA
-    thread idles; never reproduced in isolation (24 runs of S3, 2 at a time). With workers, if a
+    Watchdog: on 2 cores jaxlib 0.10.2 can deadlock a program with several batched LAPACK calls
+    (claim S3, three ``eigvalsh``): each of the two intra-op threads blocks in
+    ``jax::ParallelBatchMap`` waiting for chunks queued behind it on the same pool (2 of 46 runs of
+    S3, 2 processes at a time, on a busy machine; docs/known_issues.md). With workers, if a
     claim runs for more than ``stall_timeout`` seconds, timed from when a worker begins it (a
     worker's start-up and a claim's wait for a free worker do not count), the worker processes are
     killed and the unfinished claims rerun once in fresh ones; a claim still unfinished on the rerun
