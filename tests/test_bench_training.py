@@ -15,7 +15,7 @@ def test_bench_training_smoke(tmp_path):
     env.pop("XLA_FLAGS", None)
     res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_training.py"), "--n-train", "60",
                           "--epochs", "1", "--devices", "2", "--out", str(out)],
-                         env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+                         env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)  # hang guard
     assert res.returncode == 0, res.stderr[-3000:]
     last = res.stdout.strip().splitlines()[-1]
     assert float(last) > 0
@@ -32,6 +32,6 @@ def test_bench_training_smoke(tmp_path):
 def test_bench_training_bad_arguments():
     for args in (["--epochs", "0"], ["--devices", "-1"], ["--variant", "WARP(3)"]):
         res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_training.py"), *args],
-                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+                             capture_output=True, text=True, timeout=1800, cwd=ROOT)  # hang guard
         assert res.returncode != 0
         assert any(w in res.stderr for w in ("--epochs", "--devices", "WARP")), res.stderr[-500:]

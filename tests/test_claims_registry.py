@@ -146,32 +146,85 @@ def test_every_proofs_check_id_cited_in_docs_exists():
 
 
 def _stall_on_f9(claim_id, seed, adversary, proof_status):
-    # stands in for an XLA program that never completes (module level: spawn imports it by name)
-    import time
-
-    from softmax_stability.claims._verify import _verify_one_in_worker
-
-    if claim_id == "F9-lhs304-infeasible-ln2":
-        time.sleep(3600)
-    return _verify_one_in_worker(claim_id, seed, adversary, proof_status)
-
-
-def test_verify_watchdog_kills_stalled_workers_and_reports_the_claim(monkeypatch):
+    """A worker task standing in for an XLA program that never completes, in claim F9 (module
+    level: spawn imports it by name). F9 stalls only once the parent holds F5's result (a marker
+    file written there), so the watchdog's kill never catches F5 still running, and then reports
+    that it began an hour ago: the watchdog sees it overrun at once. Nothing here races the clock,
+    so the test does not depend on how fast the machine spawns workers or runs F5."""
+    import os
+    import pathlib
     import time
 
     from softmax_stability.claims import _verify
 
+    if claim_id == "F9-lhs304-infeasible-ln2":
+        markers = pathlib.Path(os.environ["SOFTMAX_STABILITY_TEST_MARKERS"])
+        (markers / f"stalled-{os.getpid()}").touch()
+        while not (markers / "F5-lhs304-exponential-form").exists():
+            time.sleep(0.05)
+        _verify._report_start(claim_id, since=time.monotonic() - 3600.0)
+        time.sleep(3600)
+    return _verify._verify_one_in_worker(claim_id, seed, adversary, proof_status)
+
+
+def _stall_always(claim_id, seed, adversary, proof_status):
+    # a claim that never returns, timed by the watchdog's real clock (module level: spawn)
+    import time
+
+    time.sleep(3600)
+
+
+def _assert_dead(pids):
+    import os
+
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        raise AssertionError(f"stalled worker {pid} is still alive")
+
+
+def test_verify_watchdog_kills_stalled_workers_and_reports_the_claim(monkeypatch, tmp_path):
+    from softmax_stability.claims import _verify
+
+    run_in_workers = _verify._run_in_workers
+
+    def marking_results(claims, workers, args, stall_timeout, on_result):
+        def on(r):
+            on_result(r)
+            (tmp_path / r.id).touch()
+
+        return run_in_workers(claims, workers, args, stall_timeout, on)
+
+    monkeypatch.setenv("SOFTMAX_STABILITY_TEST_MARKERS", str(tmp_path))
+    monkeypatch.setattr(_verify, "_run_in_workers", marking_results)
     monkeypatch.setattr(_verify, "_verify_one_in_worker", _stall_on_f9)
     ids = ["F5-lhs304-exponential-form", "F9-lhs304-infeasible-ln2"]
-    t0 = time.monotonic()
-    with pytest.warns(RuntimeWarning, match="no claim finished") as rec:
-        res = _verify.verify(ids, seed=3, progress=False, workers=2, stall_timeout=2.0)
-    assert time.monotonic() - t0 < 120  # killed, not waited for (the stall is an hour)
+    # generous: F5 is a real claim and has this long however busy the machine; F9's stall is seen at once
+    with pytest.warns(RuntimeWarning, match="F9-lhs304-infeasible-ln2 ran for more than 600 s") as rec:
+        res = _verify.verify(ids, seed=3, progress=False, workers=2, stall_timeout=600.0)
     assert [r.id for r in res] == ids
     assert res[0].verdict == "pass"
     assert res[1].verdict == "ERROR" and "stalled" in res[1].error
     assert len(rec) == 2  # first stall: rerun; second: reported
     assert "rerunning" in str(rec[0].message) and "rerunning" not in str(rec[1].message)
+    stalled = [int(f.name.split("-")[1]) for f in tmp_path.glob("stalled-*")]
+    assert len(stalled) == 2  # F9 ran twice, in two processes, and both were killed, not waited for
+    _assert_dead(stalled)
+
+
+def test_verify_watchdog_times_claims_by_the_clock(monkeypatch):
+    # claims that never return, and nothing else: the real clock decides, with nothing to race
+    from softmax_stability.claims import _verify
+
+    monkeypatch.setattr(_verify, "_verify_one_in_worker", _stall_always)
+    ids = ["F5-lhs304-exponential-form", "F9-lhs304-infeasible-ln2"]
+    with pytest.warns(RuntimeWarning, match="ran for more than 0.5 s") as rec:
+        res = _verify.verify(ids, seed=3, progress=False, workers=2, stall_timeout=0.5)
+    assert [r.verdict for r in res] == ["ERROR", "ERROR"]
+    assert all("stalled" in r.error for r in res)
+    assert len(rec) == 2
 
 
 @pytest.mark.parametrize("t", [0, -1.0, float("nan"), "10"])

@@ -45,7 +45,7 @@ def _render(page, width=1400):
     proc = subprocess.run(
         [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
          f"--window-size={width},1000", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=1800)  # hang guard
     assert proc.returncode == 0, proc.stderr[-2000:]
     tag = re.search(r"<html[^>]*>", proc.stdout)
     assert tag, proc.stdout[:500]

@@ -4,9 +4,9 @@ mutant of every claim is killed.
 This is the test-suite twin of ``softmax-stability verify --mutants``: one test per claim and one
 per mutant, so a failure names the claim (and the worst instance found) or the surviving mutant and
 why it survived. The claims run once, through ``verify`` in 2 worker
-processes, so the verifier's watchdog covers them: XLA:CPU has twice left a claim's program
-unfinished in this suite (never reproduced in isolation); the watchdog reruns such a claim in a
-fresh process instead of letting the suite hang.
+processes, so the verifier's watchdog covers them: on 2 cores jaxlib 0.10.2 can deadlock a program
+with several batched LAPACK calls (claim S3; docs/known_issues.md); the watchdog reruns such a
+claim in a fresh process instead of letting the suite hang.
 """
 
 import pytest
@@ -20,8 +20,11 @@ MUTANTS = [(c.id, m.name) for c in all_claims() for m in claim_mutants(c)]
 
 @pytest.fixture(scope="module")
 def results():
-    # a different seed from `make run`'s default 0
-    return {r.id: r for r in verify(IDS, seed=1, progress=False, workers=2, stall_timeout=180.0,
+    # a different seed from `make run`'s default 0. stall_timeout bounds one claim's run (start-up and
+    # queueing do not count) and must not be a speed limit: on a 2-core machine shared at load ~20,
+    # S3 alone took up to 180 s (compilation included), and a suite run there reported S3 "stalled"
+    # twice under the former 180 s (then counted from the workers' start)
+    return {r.id: r for r in verify(IDS, seed=1, progress=False, workers=2, stall_timeout=600.0,
                                     mutants=True)}
 
 

@@ -389,11 +389,30 @@ def verify_mutant(claim: Claim, mutant: Mutant | str, *, seed: int = 0) -> Mutan
 _INHERITED_CONFIG = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
 
 
-def _init_worker(config: dict[str, Any]) -> None:
+_started_queue = None  # in a worker process: where it reports each claim it begins (see _run_in_workers)
+
+
+def _init_worker(config: dict[str, Any], started_queue=None) -> None:
     """A worker process takes the parent's JAX settings (x64, the persistent compilation cache)."""
+    global _started_queue
+    _started_queue = started_queue
     jax.config.update("jax_enable_x64", True)
     for name, value in config.items():
         jax.config.update(name, value)
+    import softmax_stability.claims  # noqa: F401  (registering the families is start-up, not claim time)
+
+
+def _report_start(claim_id: str, since: float | None = None) -> None:
+    """Tell the parent that this worker began ``claim_id`` at ``since`` (``time.monotonic()``, a
+    system-wide clock; default now): the watchdog times each claim from there."""
+    if _started_queue is not None:
+        _started_queue.put((claim_id, time.monotonic() if since is None else since))
+
+
+def _start_and_run(fn: Callable[..., ClaimResult], claim_id: str, *args) -> ClaimResult:
+    """A worker's task: report the start of ``claim_id``, then run ``fn(claim_id, *args)``."""
+    _report_start(claim_id)
+    return fn(claim_id, *args)
 
 
 _MUTANT_SEP = "::"  # a task id "CLAIM::MUTANT" is one mutant of a claim (claim ids never hold "::")
@@ -451,12 +470,14 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
     XLA's CPU runtime: with threads, one ``make run`` hung with two threads inside batched
     ``eigvalsh`` programs.
 
-    Watchdog: XLA:CPU (JAX 0.10.2) occasionally never completes a program -- seen twice in the
-    test suite on 2 cores in claim S3, the main thread waiting for the result while every XLA
-    thread idles; never reproduced in isolation (24 runs of S3, 2 at a time). With workers, if no
-    claim finishes for ``stall_timeout`` seconds the worker processes are killed and the
-    unfinished claims rerun once in fresh ones; a claim that stalls twice is reported as ERROR.
-    One worker (``workers=1``) runs in this process and has no watchdog.
+    Watchdog: on 2 cores jaxlib 0.10.2 can deadlock a program with several batched LAPACK calls
+    (claim S3, three ``eigvalsh``): each of the two intra-op threads blocks in
+    ``jax::ParallelBatchMap`` waiting for chunks queued behind it on the same pool (2 of 46 runs of
+    S3, 2 processes at a time, on a busy machine; docs/known_issues.md). With workers, if a
+    claim runs for more than ``stall_timeout`` seconds, timed from when a worker begins it (a
+    worker's start-up and a claim's wait for a free worker do not count), the worker processes are
+    killed and the unfinished claims rerun once in fresh ones; a claim still unfinished on the rerun
+    is reported as ERROR. One worker (``workers=1``) runs in this process and has no watchdog.
     """
     jax.config.update("jax_enable_x64", True)
     import softmax_stability.claims  # noqa: F401  (registers every family)
@@ -493,12 +514,13 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
             by_id = {}
             pending = list(tasks)
             for attempt in (1, 2):
-                pending = _run_in_workers(pending, min(workers, len(pending)), (seed, adversary, proof_status),
-                                          stall_timeout, lambda r: by_id.__setitem__(key_of(r), done(r)))
+                pending, why = _run_in_workers(pending, min(workers, len(pending)),
+                                               (seed, adversary, proof_status), stall_timeout,
+                                               lambda r: by_id.__setitem__(key_of(r), done(r)))
                 if not pending:
                     break
-                warnings.warn(f"verify: no claim finished for {stall_timeout:g} s; killed the workers "
-                              f"(attempt {attempt}) with {', '.join(c.id for c in pending)} unfinished"
+                warnings.warn(f"verify: {why}; killed the workers (attempt {attempt}) with "
+                              f"{', '.join(c.id for c in pending)} unfinished"
                               + ("; rerunning them" if attempt == 1 else ""), RuntimeWarning, stacklevel=2)
             for t in pending:
                 reason = f"stalled: no result within {stall_timeout:g} s, twice"
@@ -520,41 +542,66 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
             bar.close()
 
 
+# Workers that have begun no claim this long after their pool started are treated as stalled (a
+# worker that cannot start, e.g. one whose initializer raises, is otherwise replaced forever by the
+# pool). Generous: start-up is imports and is slow on a busy machine; it never counts as claim time.
+_STARTUP_TIMEOUT = 600.0
+
+
 def _run_in_workers(claims: list[Claim], workers: int, args: tuple, stall_timeout: float,
-                    on_result: Callable[[ClaimResult], Any]) -> list[Claim]:
-    """Run ``claims`` in ``workers`` spawned processes, handing each result to ``on_result``;
-    returns the claims left unfinished when no result arrived for ``stall_timeout`` seconds (the
-    workers are then terminated)."""
+                    on_result: Callable[[ClaimResult], Any]) -> tuple[list[Claim], str]:
+    """Run ``claims`` in ``workers`` spawned processes, handing each result to ``on_result``.
+
+    Each claim is timed from when a worker reports that it began it (:func:`_report_start`), so
+    neither spawning and importing in the workers nor waiting for a free worker counts against
+    ``stall_timeout``. When a claim has run for more than ``stall_timeout`` seconds (or no claim has
+    begun within ``max(stall_timeout, _STARTUP_TIMEOUT)`` s of the pool's start) the workers are
+    terminated; returns ``(unfinished claims, why they were stopped)``, ``([], "")`` when all
+    finished."""
     import multiprocessing
+    import queue
 
     # spawn: forking a process whose XLA runtime has started threads is unsafe
     ctx = multiprocessing.get_context("spawn")
     config = {name: getattr(jax.config, name) for name in _INHERITED_CONFIG
               if getattr(jax.config, name, None) is not None}
-    pool = ctx.Pool(processes=workers, initializer=_init_worker, initargs=(config,))
+    started_queue = ctx.Queue()
+    pool = ctx.Pool(processes=workers, initializer=_init_worker, initargs=(config, started_queue))
+    t_pool = time.monotonic()
     stalled = False
     try:
-        running = {c.id: (c, pool.apply_async(_verify_one_in_worker, (c.id, *args))) for c in claims}
-        last = time.monotonic()
+        running = {c.id: (c, pool.apply_async(_start_and_run, (_verify_one_in_worker, c.id, *args)))
+                   for c in claims}
+        since: dict[str, float] = {}  # claim id -> when a worker began it (its latest report)
         while running:
-            finished = [cid for cid, (_, a) in running.items() if a.ready()]
-            for cid in finished:
+            for cid in [cid for cid, (_, a) in running.items() if a.ready()]:
                 on_result(running.pop(cid)[1].get())  # re-raises a worker's exception
+            while True:
+                try:
+                    cid, t = started_queue.get_nowait()
+                except queue.Empty:
+                    break
+                since[cid] = t
             now = time.monotonic()
-            if finished:
-                last = now
-            elif now - last > stall_timeout:
-                stalled = True
-                return [c for c, _ in running.values()]
+            overran = [cid for cid in running if cid in since and now - since[cid] > stall_timeout]
+            if overran:
+                why = f"{', '.join(overran)} ran for more than {stall_timeout:g} s"
+            elif not since and now - t_pool > max(stall_timeout, _STARTUP_TIMEOUT):
+                why = f"no worker began a claim within {max(stall_timeout, _STARTUP_TIMEOUT):g} s of starting"
             else:
-                time.sleep(0.05)
-        return []
+                if running:
+                    time.sleep(0.05)
+                continue
+            stalled = True
+            return [c for c, _ in running.values()], why
+        return [], ""
     finally:
         if stalled:
             pool.terminate()
         else:
             pool.close()
         pool.join()
+        started_queue.close()
 
 
 def format_table(results: Sequence[ClaimResult]) -> str:
