@@ -5,8 +5,11 @@ form of :mod:`softmax_stability.jacobian` and every bound of the claims registry
 
 * :func:`autodiff_jacobian` -- the dense Jacobian by forward-mode autodiff (``jax.jacfwd``).
 * :func:`power_iteration_norm` -- the largest singular value of the Jacobian, matrix-free, by power
-  iteration on :math:`J^\\top J` with one ``jvp`` and one ``vjp`` per step (the method of the
-  Castin, Ablin & Peyre 2024 code, ``loc_lipschitz``).
+  iteration on :math:`J^\\top J` with one ``jvp`` and one ``vjp`` per step. This is the method the
+  Castin, Ablin & Peyre 2024 code's ``loc_lipschitz`` intends; as published, that function feeds the
+  layer *output* ``jvp(...)[0]`` to the ``vjp`` instead of :math:`Jv` and returns
+  :math:`\\sqrt{\\|J^\\top f(x)\\|_2}`, not :math:`\\|J\\|_2` (anchors.md §2.2; see
+  :func:`softmax_stability.lipschitz.measured_lipschitz`).
 * :func:`local_lipschitz` -- a *lower* bound on the Lipschitz constant of ``f`` on a ball, by
   gradient ascent (optax) over the point and the direction.
 

@@ -9,8 +9,11 @@ constant, and the adversarial inputs on which it grows like :math:`\sqrt n`.
 * :func:`derived_bound` -- a proved (derived here) data-dependent bound of the same shape,
   :math:`\sum_h\|V_h\|((1 + rR^q_h)\sqrt n + rR^k_h)`.
 * :func:`measured_lipschitz` -- the local Lipschitz constant :math:`\|J_f(X)\|_2` of a layer at an
-  input, by power iteration on :math:`J^\top J` (:func:`softmax_stability.empirical.power_iteration_norm`,
-  the method of the same code's ``loc_lipschitz``).
+  input, by power iteration on :math:`J^\top J` with ``jvp``/``vjp``
+  (:func:`softmax_stability.empirical.power_iteration_norm`). This is what the same code's
+  ``loc_lipschitz`` intends; as published that function iterates on :math:`J^\top f(X)` instead and
+  returns :math:`\sqrt{\|J^\top f(X)\|_2}`, not :math:`\|J_f(X)\|_2` (details in
+  :func:`measured_lipschitz`).
 * :func:`attention_layer` -- the layer variants compared here (full, top-k, band, block, SSA) as
   functions of the tokens, built on :mod:`softmax_stability.attention`.
 * :func:`adversarial_tokens`, :func:`adversarial_lower_bound` -- their adversarial input (one token
@@ -297,11 +300,29 @@ def measured_lipschitz(layer_fn: Callable[[jax.Array], jax.Array], x, *, key: ja
     r"""Local Lipschitz constant :math:`\|J_f(X)\|_2` of a layer at the input ``x``.
 
     The largest singular value of the Jacobian of ``layer_fn`` (flattened output w.r.t. flattened
-    tokens) by power iteration on :math:`J^\top J` with one ``jvp`` and one ``vjp`` per step
-    (:func:`softmax_stability.empirical.power_iteration_norm`; the method of ``loc_lipschitz`` in
-    the Castin-Ablin-Peyre code). The estimate is :math:`\|Jv\|_2` for a unit :math:`v`, so it never
-    exceeds the true value; check ``converged``. Forward-mode AD must pass through the layer: use
-    the XLA / ``"jnp"`` implementations (the cuDNN kernel is a ``custom_vjp``).
+    tokens) by power iteration on :math:`J^\top J`: each step takes :math:`w = Jv` (the *tangent*
+    output of ``jax.jvp``), then :math:`J^\top w` by ``jax.vjp``, and normalises
+    (:func:`softmax_stability.empirical.power_iteration_norm`). The estimate is :math:`\|Jv\|_2` for
+    a unit :math:`v`, so it never exceeds the true value; check ``converged``. It equals the dense
+    :math:`\|J\|_2` (``jax.jacfwd`` + SVD) up to the iteration's convergence:
+    ``tests/test_lipschitz.py`` checks it within :math:`\mathrm{tol}\cdot\rho/(1-\rho)`,
+    :math:`\rho = (\sigma_2/\sigma_1)^2`. Forward-mode AD must pass through the layer: use the XLA /
+    ``"jnp"`` implementations (the cuDNN kernel is a ``custom_vjp``).
+
+    **How this differs from the published code.** ``loc_lipschitz`` of Castin, Ablin & Peyre
+    (``github:vcastin/how-smooth-is-attention``, ``adversarial_data/toolbox.py``) intends the same
+    power iteration, but each step takes ``torch.func.jvp(attention, (Y,), (u,))[0]``; ``jvp``
+    returns ``(output, jvp_out)``, so ``[0]`` is the layer output :math:`f(Y)`, not :math:`Ju`. Every
+    step then forms :math:`J^\top f(Y)` whatever the current vector, and the loop returns
+    :math:`\sqrt{\|J^\top f(Y)\|_2}` after about two steps: a value that scales with the output, is
+    0 when :math:`f(Y) = 0` and is not :math:`\|J_f(Y)\|_2` (anchors.md §2.2 [V, checked by running
+    their code]: symmetric :math:`A`, :math:`n = 8`: 5.997 against :math:`\|J\|_2 = 2.1938`). With the
+    index ``[1]`` their loop computes :math:`\|J\|_2` and agrees with this function to about 1e-7
+    (their stop rule: change of :math:`\mu = \sigma^2` below 1e-4, at most 100 steps).
+    ``tests/test_lipschitz.py`` ports the published loop: on two tokens :math:`(4, 0), (0, 0)` with
+    logits :math:`x_i^\top e_2e_1^\top x_j` (their :math:`A = e_1e_2^\top`) and :math:`V = I` it gives
+    3.4150 (the notes' 3.415) against :math:`\|J\|_2 = 2 + \sqrt5 = 4.2361` (the notes' exact value
+    :math:`\sqrt{17}` is not reproduced here, in either logit convention).
 
     For top-k attention the selection is outside the gradient, so this is the constant of the
     masked softmax with the current selection (top-k is discontinuous at ties, anchors.md §3.3).
@@ -536,7 +557,18 @@ def adversarial_lower_bound(A, V, n: int, *, radius: float | None = None, gap: f
         \|J_f(X)\|_2 \;\ge\; \|J_f E\|_2 \;\ge\; \sqrt{n-1}\;p\,(1+(1-p)g)\,\|V^\top u\|_2
         \;\ge\; \tfrac12\sqrt{n-1}\,\|V^\top u\|_2 \quad\text{when } g \ge \ln(n-1),
 
-    which is the :math:`\sqrt n` growth of the adversarial input. The identity is checked against
+    which is the :math:`\sqrt n` growth of the adversarial input. The constant improves to 1:
+    :math:`p(1+(1-p)g) - 1 = (1-p)(pg - 1) \ge 0` when :math:`p \ge \tfrac12` and :math:`g \ge 2`, so
+
+    .. math::
+        \|J_f(X)\|_2 \;\ge\; \sqrt{n-1}\,\|V^\top u\|_2 \quad\text{when } g \ge \max(2, \ln(n-1)),
+
+    and this is attained as :math:`g \to \infty` with the pattern :math:`(a, b) = (-1, 1)` and
+    :math:`\|V^\top u\|_2 = \|V\|_2` (rows :math:`2..n` copy token 1, row 1 the mean of the others:
+    :math:`\|J_f\|_2 \to \sqrt{n-1}\,\|V\|_2`); with :math:`(1, \tfrac12)` row 1 copies token 1 too
+    and the ratio tends to :math:`\sqrt{(n-1)/n}` (claim ``L2-attention-lipschitz-sqrt-n``). Without
+    :math:`g \ge 2` the constant 1 fails: at :math:`n = 4`, :math:`g = 1.2` the measured
+    :math:`\|J_f\|_2` is :math:`0.89\sqrt3\,\|V^\top u\|_2`. The identity is checked against
     ``jax.jvp`` by the claim ``L2b-adversarial-directional-derivative`` (numerically; no
     ``proofs_check`` entry). For a multi-head layer *without* output projection (heads
     concatenated) head :math:`h`'s value is still a lower bound (the other heads only add

@@ -327,6 +327,12 @@ def ssa_temperature(n: Any, alpha: Any, token_logit: Any = None, *,
     part, :math:`\tau \in (g\ln n,\ 2 + g\ln n)`, so :math:`\tau > 0` (ssa.md §1.3 invariant).
     :math:`g = 0` and no token part give :math:`\tau \equiv 1`, i.e. vanilla attention.
 
+    Evaluated as :math:`g\ln n + 2\sigma(2f)` (:math:`1 + \tanh f = 2\sigma(2f)`), which keeps
+    full relative accuracy as :math:`f \to -\infty`. In float64 :math:`\tau > 0` for every
+    :math:`n \ge 1` as long as :math:`f \ge -354.19` (:math:`\sigma(2f) \ge 2^{-1022}`; below, XLA
+    flushes it to 0, so at :math:`n = 1` :math:`\tau = 0`); float32: :math:`f \ge -43.6`. The
+    plain :math:`1 + \tanh f` is exactly 0 already for :math:`f \le -19.1` in float64.
+
     Source: SSA (Zhang et al. 2024) as reconstructed in ssa.md §1.3 ([3P]: additive form of the
     unofficial reproductions; unconfirmed against the paper).
 
@@ -345,10 +351,15 @@ def ssa_temperature(n: Any, alpha: Any, token_logit: Any = None, *,
         >>> print(np.asarray(ssa_temperature([1, 1024], 0.0), float).round(4))
         [1.     4.4657]
     """
-    tau = position_temperature(n, alpha, parametrisation)
-    if token_logit is not None:
-        tau = tau + token_temperature(token_logit)
-    return tau
+    if token_logit is None:
+        return position_temperature(n, alpha, parametrisation)
+    # 1 + g ln n + tanh f with 1 + tanh f written as 2 sigmoid(2f), the same function without the
+    # cancellation: in float64 1 + tanh f is exactly 0 for f <= -19.1 (tanh rounds to -1) and loses
+    # digits already for f < -1 (7.8e-16 instead of 6.3e-17 at f = -19); 2 sigmoid(2f) keeps full
+    # relative accuracy and stays > 0 down to f = -354.19 (below, sigmoid(2f) < 2^-1022 and XLA
+    # flushes it to 0). g ln n is not taken from 1 + g ln n, which would round away small g ln n.
+    g_log_n = position_gain(alpha, parametrisation) * jnp.log(_check_n(n))
+    return g_log_n + 2.0 * jax.nn.sigmoid(2.0 * _check_finite(token_logit, "token_logit"))
 
 
 def yarn(scale: Any) -> jax.Array:

@@ -53,6 +53,87 @@ def test_power_iteration_equals_dense_svd(variant):
     assert float(norm) <= dense * (1 + 1e-12)  # ||Jv|| with ||v|| = 1 never exceeds sigma_max
 
 
+def _power_iteration_tolerance(sv, tol):
+    """Relative error of measured_lipschitz's sigma allowed by its stop rule.
+
+    The iterate's Rayleigh quotient s_k = ||J v_k||^2 of M = J^T J increases to lambda_1 = sigma_1^2,
+    and each component beyond the first decays by rho_i = (sigma_i / sigma_1)^2 <= rho per step, so
+    the remaining error is at most the last increment times rho / (1 - rho) (geometric tail); the
+    loop stops when that increment is <= tol * s_k. On sigma = sqrt(s) this halves; the factor 2
+    kept covers the normalisation of the iterate (1 + O(1 - pi_1) late in the iteration). 1e-13
+    covers the rounding of the jvp/vjp passes and of the SVD (~(3n) eps relative)."""
+    rho = min((sv[1] / sv[0]) ** 2, 1 - 1e-6)
+    return tol * rho / (1 - rho) + 1e-13
+
+
+@pytest.mark.parametrize("n,seed,structured", [(2, 0, False), (3, 1, False), (5, 2, False), (5, 3, True)])
+def test_measured_lipschitz_equals_dense_spectral_norm(n, seed, structured):
+    """measured_lipschitz (power iteration with jvp/vjp, default tol 1e-10) against the dense
+    ||J||_2 = numpy.linalg.norm(jax.jacfwd(layer)(x), 2), float64, within the convergence bound of
+    _power_iteration_tolerance, and never above it (it is ||Jv|| for a unit v)."""
+    p = _params(seed, d=3, heads=1, wo=False, scale=2.0)
+    fn = L.attention_layer(p, "full")
+    if structured:  # the Castin adversarial input: one token copied by all the others
+        A, _ = L.head_matrices(p)
+        x = L.adversarial_tokens(A[0], n, gap=3.0)
+    else:
+        x = 1.5 * jax.random.normal(jax.random.PRNGKey(seed + 10), (n, 3), jnp.float64)
+    J = np.asarray(jax.jacfwd(fn)(x)).reshape(-1, x.size)
+    dense = np.linalg.norm(J, 2)
+    sv = np.linalg.svd(J, compute_uv=False)
+    r = L.measured_lipschitz(fn, x)
+    assert bool(r.converged)
+    rel = _power_iteration_tolerance(sv, 1e-10)
+    assert dense * (1 - rel) <= float(r.norm) <= dense * (1 + 1e-13), (float(r.norm), dense, rel)
+
+
+def _published_loc_lipschitz(f, y, key, index, threshold=1e-4, max_iter=100):
+    """A JAX port of loc_lipschitz as published (vcastin/how-smooth-is-attention,
+    adversarial_data/toolbox.py): power iteration whose "J u" is ``jvp(f, (y,), (u,))[index]`` --
+    the published index is 0, the primal output f(y); 1 is the tangent J u."""
+    _, vjp = jax.vjp(f, y)
+
+    def step(u):
+        v = vjp(jax.jvp(f, (y,), (u,))[index])[0]
+        return v / jnp.linalg.norm(v), float(jnp.vdot(u, v))
+
+    u = jax.random.normal(key, y.shape, y.dtype)
+    u, mu = step(u / jnp.linalg.norm(u))
+    mus, i = [0.0], 0
+    while abs(mu - mus[-1]) > threshold and i < max_iter:
+        i += 1
+        mus.append(mu)
+        u, mu = step(u)
+    return math.sqrt(mu)
+
+
+def test_published_loc_lipschitz_computes_sqrt_of_jt_f_not_the_norm():
+    """What the docstring of measured_lipschitz says about the published code: with index [0] it
+    returns sqrt(||J^T f(y)||) (0 when f(y) = 0), with [1] the spectral norm."""
+    e1, e2 = np.eye(2)
+
+    def layer(A):  # one head, V = I, logits x_i^T A x_j (their A_code is A^T)
+        A = jnp.asarray(A)
+        return lambda x: jax.nn.softmax(x @ A @ x.T, axis=-1) @ x
+
+    f = layer(np.outer(e2, e1))  # their A = e_1 e_2^T
+    y = jnp.array([[4.0, 0.0], [0.0, 0.0]])
+    dense = np.linalg.norm(np.asarray(jax.jacfwd(f)(y)).reshape(4, 4), 2)
+    assert dense == pytest.approx(2 + math.sqrt(5), rel=1e-12)
+    assert float(L.measured_lipschitz(f, y).norm) == pytest.approx(dense, rel=1e-9)
+    jtf = np.linalg.norm(np.asarray(jax.vjp(f, y)[1](f(y))[0]))
+    for seed in range(3):  # any start: the [0] loop never looks at u
+        published = _published_loc_lipschitz(f, y, jax.random.PRNGKey(seed), 0)
+        assert published == pytest.approx(math.sqrt(jtf), rel=1e-12)
+        assert published == pytest.approx(3.41495, abs=1e-5)  # the notes' 3.415, not ||J||_2
+        assert _published_loc_lipschitz(f, y, jax.random.PRNGKey(seed), 1) == pytest.approx(dense, rel=1e-4)
+    # f(y) = 0 (tokens +-s e_1, all logits 0, output the mean 0): the published value is 0
+    y0 = jnp.array([[2.0, 0.0], [-2.0, 0.0]])
+    assert float(jnp.max(jnp.abs(f(y0)))) == 0.0
+    assert _published_loc_lipschitz(f, y0, jax.random.PRNGKey(0), 0) == 0.0
+    assert float(L.measured_lipschitz(f, y0).norm) > 1.0
+
+
 # ---------------------------------------------------------------------------------- the bounds
 
 

@@ -269,10 +269,11 @@ def test_value_temperature_one_is_vanilla_and_gate_suppresses():
     ps = st.init_denoiser(KEY, 2, value_temperature=True)
     x, b, _ = st.sample_denoising(KEY, NTEST, **DEN)
     np.testing.assert_array_equal(st.denoiser_apply(ps, x, b), st.denoiser_apply(pv, x, b))
-    # a gate that is exactly 0 on noise tokens (tanh(-20) rounds to -1) with logits that see only the
-    # flag: the output is invariant to the noise tokens' values, which softmax weights alone cannot give
+    # a gate that is exactly 0 on noise tokens (tau_v = 2 sigmoid(-800) underflows to 0; 1 + tanh f is
+    # evaluated that way, so f = -20 would leave 8e-18) with logits that see only the flag: the output
+    # is invariant to the noise tokens' values, which softmax weights alone cannot give
     wk = ps["wk"].at[:-1].set(0.0)
-    gate = dict(ps, wk=wk, u=jnp.array([0.0, 0.0, 40.0]), c=jnp.asarray(-20.0))
+    gate = dict(ps, wk=wk, u=jnp.array([0.0, 0.0, 800.0]), c=jnp.asarray(-400.0))
     x2 = jnp.where(b[..., None], x, 100.0 * x + 3.0)
     np.testing.assert_array_equal(st.denoiser_apply(gate, x2, b), st.denoiser_apply(gate, x, b))
     vanilla_flag_only = dict(pv, wk=wk)
