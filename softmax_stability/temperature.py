@@ -34,7 +34,8 @@ order of the attention weights. A schedule value of 0 is allowed (``log_n_scalin
 :math:`n = 1` the single key gets weight 1 at any temperature). Under ``jit`` traced values are not checked (a NaN
 then propagates, a negative value reverses the weights); for a run-time check use
 ``jax.experimental.checkify`` as in the example of :func:`softmax_stability.maps.softmax`. All
-functions broadcast their array arguments and work under ``jax.jit``, ``jax.vmap`` and
+functions broadcast their array arguments elementwise (integers are promoted to the default
+float dtype; an empty ``n`` gives an empty result) and work under ``jax.jit``, ``jax.vmap`` and
 ``jax.grad`` (with respect to the parameters).
 """
 

@@ -189,3 +189,14 @@ def test_integer_input_is_promoted_to_the_default_float(call):
 def test_wrong_shapes_and_dtypes_name_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("call", [
+    T.log_n_scaling, lambda n: T.ssmax(n, 0.5), lambda n: T.position_temperature(n, 0.3),
+    lambda n: T.ssa_temperature(n, 0.3), lambda n: T.yarn_schedule(n, 16), lambda n: T.constant(n, 2.0),
+    lambda n: D.needle_probability(n, 1.0, 2.0), lambda n: F.pmax_bound(0.5, n.astype(int)),
+])
+def test_elementwise_functions_map_an_empty_array_to_an_empty_result(call):
+    # elementwise in their array arguments (NumPy semantics): documented, not an error
+    assert np.asarray(call(np.zeros((0,)))).shape == (0,)
+    assert np.asarray(call(np.array([1, 4]))).dtype == jnp.result_type(float)  # integers promoted
