@@ -7,6 +7,7 @@ tracer error deep inside XLA.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Any
@@ -18,11 +19,14 @@ import numpy as np
 __all__ = [
     "as_float_array",
     "check_axis",
+    "check_flag",
     "check_positive_finite",
     "check_int_in_range",
     "check_in_closed_interval",
     "check_nonempty",
+    "check_probability",
     "is_concrete",
+    "probability_tolerance",
 ]
 
 
@@ -81,6 +85,13 @@ def check_int_in_range(value: Any, name: str, lo: int, hi: int | None = None) ->
     ``TypeError``.
     """
     rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+    if isinstance(value, jax.core.Tracer):
+        # e.g. jax.jit(maps.topk_softmax)(z, 2): every argument of a jitted function is traced
+        # unless it is marked static, and a count fixes array shapes, so it must be a Python int
+        raise TypeError(
+            f"{name} must be a static Python int {rng}, got a traced value ({value.aval}); under "
+            f"jax.jit mark it static (jax.jit(f, static_argnums=...) or static_argnames=...) or "
+            f"close over it (jax.jit(lambda x: f(x, {name}=...)))")
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int {rng}, got the bool {value!r}")
     if not isinstance(value, (numbers.Integral, np.integer)):
@@ -122,3 +133,84 @@ def check_in_closed_interval(value: Any, name: str, lo: float, hi: float) -> flo
     if not math.isfinite(v) or not lo <= v <= hi:
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
     return v
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A Python (or NumPy) bool; anything else raises ``TypeError`` naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool (True or False), got {value!r}")
+    return bool(value)
+
+
+def probability_tolerance(dtype: Any, n: int) -> float:
+    r"""Tolerance of :func:`check_probability` for rows of ``n`` entries of ``dtype``.
+
+    :math:`\min(\epsilon\,(64 + n),\ 1/8)` with :math:`\epsilon` the machine epsilon of
+    ``dtype``, but at least float32's (:math:`2^{-23}`): float32 results are often upcast to
+    float64 (NumPy's default, ``jax_enable_x64``) and keep their float32 rounding. The
+    :math:`64\epsilon` covers the rounding of each entry by the map that produced it (a few ulps;
+    the maps of this library stay within :math:`8\epsilon` of a unit sum in float16, bfloat16,
+    float32 and float64 up to :math:`n = 10^5`); :math:`n\epsilon` covers the worst-case error of
+    a recursive sum of :math:`n` terms, :math:`(n-1)\epsilon/2`, once for the producer's
+    normalisation and once for the check's own sum. The cap :math:`1/8` keeps the check
+    meaningful in half precision at large :math:`n` (it still rejects a row summing to 1.5).
+    """
+    eps = max(float(jnp.finfo(dtype).eps), float(jnp.finfo(jnp.float32).eps))
+    return min(eps * (64 + int(n)), 0.125)
+
+
+@functools.partial(jax.jit, static_argnames=("axis",))
+def _probability_violations(x, visible, tol, axis):
+    """Count of finite rows that are not sub-probability vectors, and the first one's (index, sum, min)."""
+    x = jnp.moveaxis(x, axis, -1)
+    acc = jnp.promote_types(x.dtype, jnp.float32)  # half precision is summed in float32
+    vis = jnp.ones(x.shape, bool) if visible is None else jnp.moveaxis(visible, axis, -1)
+    finite = jnp.all(jnp.isfinite(x) | ~vis, axis=-1)
+    xa = x.astype(acc)
+    s = jnp.sum(jnp.where(vis, xa, 0), axis=-1)
+    m = jnp.min(jnp.where(vis, xa, jnp.inf), axis=-1)  # +inf for a fully masked row
+    bad = (finite & ((s > 1 + tol) | (m < -tol))).reshape(-1)
+    i = jnp.argmax(bad)
+    return jnp.sum(bad), i, s.reshape(-1)[i], m.reshape(-1)[i]
+
+
+def check_probability(p: Any, name: str = "p", *, axis: int = -1, where: Any = None,
+                      enabled: bool = True) -> None:
+    r"""Eagerly check that ``p`` holds (sub-)probability vectors along ``axis``.
+
+    The rule, shared by every function that takes attention weights or a map's output: each row
+    whose (visible, where ``where`` is given) entries are all finite must have entries
+    :math:`\ge -t` and sum to at most :math:`1 + t`, with :math:`t` =
+    :func:`probability_tolerance`. So a row on the simplex, an all-zero (fully masked) row and the
+    visible part of a masked row pass; logits, unnormalised scores and rows with negative entries
+    do not. Rows with a NaN or :math:`\pm\infty` entry are not checked: the functions return NaN
+    for them (a documented run-time result). Nothing is checked when ``enabled`` is False or when
+    ``p`` (or ``where``) is traced (under ``jax.jit``, ``jax.vmap``, ``jax.grad``), where the values
+    are not known before run time. Otherwise a failing row raises ``ValueError`` naming ``name``,
+    the row, its sum and its smallest entry.
+
+    ``p`` must already be a float array with a valid ``axis`` (see :func:`as_float_array`,
+    :func:`check_axis`) and ``where`` a boolean array broadcastable to it.
+    """
+    if not enabled or isinstance(p, jax.core.Tracer) or isinstance(where, jax.core.Tracer):
+        return
+    x = jnp.asarray(p)
+    ax = check_axis(axis, x.ndim)
+    n = x.shape[ax]
+    tol = probability_tolerance(x.dtype, n)
+    vis = None if where is None else jnp.broadcast_to(jnp.asarray(where), x.shape)
+    count, i, s, m = jax.device_get(_probability_violations(x, vis, tol, ax))
+    count = int(count)
+    if not count:
+        return
+    batch = x.shape[:ax] + x.shape[ax + 1:]
+    rows = int(np.prod(batch, dtype=np.int64))
+    row = "the row" if not batch else f"row {tuple(int(j) for j in np.unravel_index(int(i), batch))}"
+    small = "none (fully masked)" if not np.isfinite(m) else f"{float(m):.6g}"
+    raise ValueError(
+        f"{name} must hold probability vectors along axis {axis} (entries >= 0 summing to at most 1, "
+        f"tolerance {tol:.2g} for {x.dtype} rows of {n} entries); {row} sums to {float(s):.6g}, "
+        f"smallest entry {small}"
+        + (f" ({count} of {rows} rows fail)" if rows > 1 else "")
+        + ". Pass check_probability=False to skip this check (it is skipped anyway for traced "
+        "values, under jax.jit, jax.vmap or jax.grad)")

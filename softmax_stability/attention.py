@@ -601,14 +601,18 @@ def dot_product_attention(q: Any, k: Any, v: Any, *, normalizer: str = "softmax"
         k: keys ``[B, S, K, H]``, ``N`` a multiple of ``K``; same dtype as ``q``.
         v: values, the shape and dtype of ``k``.
         normalizer: one of :data:`NORMALIZERS`.
-        k_top: for ``"topk"`` only: keys kept per query, an int in ``[1, S]``.
+        k_top: for ``"topk"`` only: keys kept per query, a static Python int in ``[1, S]``
+          (``k_top > S`` raises ``ValueError``, the library's one rule for every ``k``; a traced
+          value ``TypeError``: under ``jax.jit`` pass it as a static argument).
         gamma: for ``"top_n_gamma"`` only: exponent in ``(0, 1]`` (1 keeps everything).
         mask: optional boolean array broadcastable to ``[B, N, T, S]``.
         causal: causal masking (see above).
         scale: logit scale, a Python float ``> 0``; default ``1/sqrt(H)``.
         query_temperature: optional inverse temperatures ``> 0`` broadcastable to ``[B, T, N]``.
           Positivity and finiteness are checked when the value is concrete; a temperature traced
-          under ``jit`` cannot be inspected and is used as given.
+          under ``jit`` cannot be inspected and is used as given (a negative one reverses the
+          query's attention weights; :func:`softmax_stability.maps.softmax` shows a run-time
+          check with ``jax.experimental.checkify``).
         key_temperature: optional, ``> 0``, broadcastable to ``[B, S, K]``.
         value_temperature: optional, ``> 0``, broadcastable to ``[B, S, K]`` (gates each key's
           value; claim ``A2-ssa-unit-temperature``, proofs_check

@@ -10,6 +10,19 @@ masked row gives 0 for every metric, never NaN. Argument checks (``axis``, ``k``
 the mask's dtype and shape) are eager; everything works under ``jax.jit`` and ``jax.vmap``, and
 :func:`entropy`, :func:`max_weight`, :func:`effective_support`, :func:`topk_mass` under ``jax.grad``.
 
+*Input rule* (every metric, one rule shared with :mod:`softmax_stability.jacobian`). ``p`` must
+hold probability vectors along ``axis``: entries :math:`\ge 0` whose visible entries sum to at
+most 1 per row (a softmax row, an all-zero fully masked row, or the visible part of a masked
+row), up to the rounding tolerance :math:`\min(\epsilon(64+n), 1/8)` (:math:`\epsilon` the
+machine epsilon of ``p``'s dtype, at least float32's). When
+``p`` (and ``where``) hold concrete values this is checked eagerly and a failing row raises
+``ValueError`` naming ``p`` (``P`` for :func:`sorted_profile`), the row, its sum and its smallest
+entry, so ``effective_support([1, 1, 1])`` raises instead of returning 1/3;
+``check_probability=False`` skips the check (any real weights). Under ``jax.jit``, ``jax.vmap``
+or ``jax.grad`` the values are traced and the check is skipped silently. Values seen only at run
+time: a row with a NaN or :math:`\pm\infty` visible entry gives NaN for every metric, never a
+finite number (there is no meaningful value); masked entries are ignored, NaN ones included.
+
 **Logit models** (derived here; surrogates for the SSA paper's dilution statements, whose exact
 form was not recovered, ssa.md §2.2):
 
@@ -61,10 +74,13 @@ from jax.scipy.special import ndtr
 from softmax_stability._checks import (
     as_float_array,
     check_axis,
+    check_flag,
     check_int_in_range,
     check_nonempty,
+    check_positive_finite,
     is_concrete,
 )
+from softmax_stability._checks import check_probability as _check_probability
 
 __all__ = [
     # metrics
@@ -107,11 +123,12 @@ __all__ = [
 # eager checks
 
 
-def _prepare(p: Any, axis: Any, where: Any, name: str = "p") -> tuple[jax.Array, int, Any]:
+def _prepare(p: Any, axis: Any, where: Any, name: str = "p", check: Any = True) -> tuple[jax.Array, int, Any]:
+    check = check_flag(check, "check_probability")
     x = as_float_array(p, name)
     if x.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension, got a scalar")
-    axis = check_axis(axis, x.ndim, "axis")
+    user_axis, axis = axis, check_axis(axis, x.ndim, "axis")
     check_nonempty(x, name)
     if where is not None:
         w = where if isinstance(where, jax.core.Tracer) else jnp.asarray(where)
@@ -124,6 +141,7 @@ def _prepare(p: Any, axis: Any, where: Any, name: str = "p") -> tuple[jax.Array,
         if out != x.shape:
             raise ValueError(f"where must be broadcastable to {name}'s shape {x.shape}, got shape {w.shape}")
         where = w
+    _check_probability(x, name, axis=user_axis, where=where, enabled=check)
     return x, axis, where
 
 
@@ -144,6 +162,13 @@ def _check_n(n: Any) -> jax.Array:
     return _check_array(n, "n", lo=1.0)
 
 
+def _check_beta(beta: Any) -> jax.Array:
+    """Inverse temperature of the needle model: finite and > 0 when concrete, as ``maps.softmax``'s."""
+    x = as_float_array(beta, "beta")
+    check_positive_finite(beta, "beta")
+    return x
+
+
 # ==============================================================================================
 # metrics (all along the last axis inside the jitted cores)
 
@@ -160,6 +185,18 @@ def _n_visible(x: jax.Array, where: Any, axis: int) -> jax.Array:
     return jnp.sum(jnp.broadcast_to(where, x.shape), axis=axis).astype(x.dtype)
 
 
+def _nonfinite(x: jax.Array, where: Any, axis: int) -> jax.Array:
+    """Rows (reduced over ``axis``) with a NaN or +-inf visible entry: their metrics are NaN."""
+    bad = ~jnp.isfinite(x)
+    if where is not None:
+        bad = bad & jnp.broadcast_to(where, x.shape)
+    return jnp.any(bad, axis=axis)
+
+
+def _nan_where(bad: jax.Array, v: jax.Array) -> jax.Array:
+    return jnp.where(bad, jnp.full_like(v, jnp.nan), v)
+
+
 def _xlogx(q: jax.Array) -> jax.Array:
     pos = q > 0
     return jnp.where(pos, q * jnp.log(jnp.where(pos, q, jnp.ones_like(q))), jnp.zeros_like(q))
@@ -167,10 +204,10 @@ def _xlogx(q: jax.Array) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("axis",))
 def _entropy_jit(x, where, axis):
-    return -jnp.sum(_xlogx(_masked(x, where)), axis=axis)
+    return _nan_where(_nonfinite(x, where, axis), -jnp.sum(_xlogx(_masked(x, where)), axis=axis))
 
 
-def entropy(p: Any, axis: int = -1, *, where: Any = None) -> jax.Array:
+def entropy(p: Any, axis: int = -1, *, where: Any = None, check_probability: bool = True) -> jax.Array:
     r"""Shannon entropy (nats) of each row, :math:`H(p) = -\sum_j p_j\ln p_j` over visible keys.
 
     :math:`0\ln 0 = 0`; entries :math:`\le 0` and masked entries contribute nothing, so a fully
@@ -180,6 +217,9 @@ def entropy(p: Any, axis: int = -1, *, where: Any = None) -> jax.Array:
         p: attention weights, any shape with at least one dimension.
         axis: the axis of the keys.
         where: optional boolean mask broadcastable to ``p.shape``; ``True`` = visible.
+        check_probability: check eagerly that ``p`` holds probability vectors along ``axis`` (see the
+            module docstring; ``ValueError`` naming ``p`` otherwise). Skipped for traced values;
+            ``False`` computes the formula for any real weights.
 
     Returns:
         ``p``'s shape without ``axis``.
@@ -190,7 +230,7 @@ def entropy(p: Any, axis: int = -1, *, where: Any = None) -> jax.Array:
         >>> print(round(float(entropy(np.full(8, 1 / 8))), 5), round(float(np.log(8)), 5))
         2.07944 2.07944
     """
-    x, axis, where = _prepare(p, axis, where)
+    x, axis, where = _prepare(p, axis, where, check=check_probability)
     return _entropy_jit(x, where, axis)
 
 
@@ -199,10 +239,11 @@ def _normalized_entropy_jit(x, where, axis):
     h = -jnp.sum(_xlogx(_masked(x, where)), axis=axis)
     nv = _n_visible(x, where, axis)
     big = nv > 1
-    return jnp.where(big, h / jnp.log(jnp.where(big, nv, 2.0)), jnp.zeros_like(h))
+    return _nan_where(_nonfinite(x, where, axis),
+                      jnp.where(big, h / jnp.log(jnp.where(big, nv, 2.0)), jnp.zeros_like(h)))
 
 
-def normalized_entropy(p: Any, axis: int = -1, *, where: Any = None) -> jax.Array:
+def normalized_entropy(p: Any, axis: int = -1, *, where: Any = None, check_probability: bool = True) -> jax.Array:
     r"""Entropy divided by its maximum, :math:`H(p)/\ln n_{\mathrm{vis}} \in [0, 1]`.
 
     1 for the uniform row over the visible keys; 0 for a one-hot row. Rows with
@@ -212,6 +253,9 @@ def normalized_entropy(p: Any, axis: int = -1, *, where: Any = None) -> jax.Arra
         p: attention weights.
         axis: the axis of the keys.
         where: optional boolean mask (``True`` = visible); :math:`n_{\mathrm{vis}}` counts it.
+        check_probability: check eagerly that ``p`` holds probability vectors along ``axis`` (see the
+            module docstring; ``ValueError`` naming ``p`` otherwise). Skipped for traced values;
+            ``False`` computes the formula for any real weights.
 
     Returns:
         ``p``'s shape without ``axis``.
@@ -225,26 +269,30 @@ def normalized_entropy(p: Any, axis: int = -1, *, where: Any = None) -> jax.Arra
         >>> print(np.asarray(normalized_entropy(p, where=np.array([True, True, False])), float).round(4))
         [1.     1.0566]
     """
-    x, axis, where = _prepare(p, axis, where)
+    x, axis, where = _prepare(p, axis, where, check=check_probability)
     return _normalized_entropy_jit(x, where, axis)
 
 
 @functools.partial(jax.jit, static_argnames=("axis",))
 def _max_weight_jit(x, where, axis):
+    bad = _nonfinite(x, where, axis)
     if where is None:
-        return jnp.max(x, axis=axis)
+        return _nan_where(bad, jnp.max(x, axis=axis))
     w = jnp.broadcast_to(where, x.shape)
     m = jnp.max(jnp.where(w, x, -jnp.inf), axis=axis)
-    return jnp.where(jnp.any(w, axis=axis), m, jnp.zeros_like(m))
+    return _nan_where(bad, jnp.where(jnp.any(w, axis=axis), m, jnp.zeros_like(m)))
 
 
-def max_weight(p: Any, axis: int = -1, *, where: Any = None) -> jax.Array:
+def max_weight(p: Any, axis: int = -1, *, where: Any = None, check_probability: bool = True) -> jax.Array:
     r"""Largest weight of each row over the visible keys, :math:`\max_j p_j` (0 if fully masked).
 
     Args:
         p: attention weights.
         axis: the axis of the keys.
         where: optional boolean mask (``True`` = visible).
+        check_probability: check eagerly that ``p`` holds probability vectors along ``axis`` (see the
+            module docstring; ``ValueError`` naming ``p`` otherwise). Skipped for traced values;
+            ``False`` computes the formula for any real weights.
 
     Returns:
         ``p``'s shape without ``axis``.
@@ -255,7 +303,7 @@ def max_weight(p: Any, axis: int = -1, *, where: Any = None) -> jax.Array:
         >>> print(round(float(max_weight(np.array([0.1, 0.7, 0.2]))), 6))
         0.7
     """
-    x, axis, where = _prepare(p, axis, where)
+    x, axis, where = _prepare(p, axis, where, check=check_probability)
     return _max_weight_jit(x, where, axis)
 
 
@@ -263,10 +311,10 @@ def max_weight(p: Any, axis: int = -1, *, where: Any = None) -> jax.Array:
 def _effective_support_jit(x, where, axis):
     s2 = jnp.sum(jnp.square(_masked(x, where)), axis=axis)
     pos = s2 > 0
-    return jnp.where(pos, 1.0 / jnp.where(pos, s2, 1.0), jnp.zeros_like(s2))
+    return _nan_where(_nonfinite(x, where, axis), jnp.where(pos, 1.0 / jnp.where(pos, s2, 1.0), jnp.zeros_like(s2)))
 
 
-def effective_support(p: Any, axis: int = -1, *, where: Any = None) -> jax.Array:
+def effective_support(p: Any, axis: int = -1, *, where: Any = None, check_probability: bool = True) -> jax.Array:
     r"""Effective number of attended keys, :math:`1/\sum_j p_j^2` (inverse participation ratio).
 
     :math:`k` for a row uniform on :math:`k` keys, between 1 and :math:`n_{\mathrm{vis}}` for a
@@ -276,6 +324,9 @@ def effective_support(p: Any, axis: int = -1, *, where: Any = None) -> jax.Array
         p: attention weights.
         axis: the axis of the keys.
         where: optional boolean mask (``True`` = visible).
+        check_probability: check eagerly that ``p`` holds probability vectors along ``axis`` (see the
+            module docstring; ``ValueError`` naming ``p`` otherwise). Skipped for traced values;
+            ``False`` computes the formula for any real weights.
 
     Returns:
         ``p``'s shape without ``axis``.
@@ -286,26 +337,30 @@ def effective_support(p: Any, axis: int = -1, *, where: Any = None) -> jax.Array
         >>> print(float(effective_support(np.array([0.25, 0.25, 0.25, 0.25, 0.0]))))
         4.0
     """
-    x, axis, where = _prepare(p, axis, where)
+    x, axis, where = _prepare(p, axis, where, check=check_probability)
     return _effective_support_jit(x, where, axis)
 
 
 @functools.partial(jax.jit, static_argnames=("axis", "k"))
 def _topk_mass_jit(x, where, axis, k):
     y = jnp.moveaxis(_masked(x, where), axis, -1)
-    return jnp.sum(lax.top_k(y, k)[0], axis=-1)
+    return _nan_where(_nonfinite(x, where, axis), jnp.sum(lax.top_k(y, k)[0], axis=-1))
 
 
-def topk_mass(p: Any, k: int, axis: int = -1, *, where: Any = None) -> jax.Array:
+def topk_mass(p: Any, k: int, axis: int = -1, *, where: Any = None, check_probability: bool = True) -> jax.Array:
     r"""Mass of the :math:`k` largest visible weights of each row, :math:`\sum_{i\le k} p_{(i)}`.
 
     Rows with fewer than :math:`k` visible keys sum all of them (masked entries count as 0).
 
     Args:
         p: attention weights.
-        k: a Python int with ``1 <= k <= p.shape[axis]``.
+        k: a static Python int with ``1 <= k <= p.shape[axis]`` (``k > n`` raises ``ValueError``, the
+            library's one rule for every ``k``; under ``jax.jit`` pass it as a static argument).
         axis: the axis of the keys.
         where: optional boolean mask (``True`` = visible).
+        check_probability: check eagerly that ``p`` holds probability vectors along ``axis`` (see the
+            module docstring; ``ValueError`` naming ``p`` otherwise). Skipped for traced values;
+            ``False`` computes the formula for any real weights.
 
     Returns:
         ``p``'s shape without ``axis``.
@@ -316,7 +371,7 @@ def topk_mass(p: Any, k: int, axis: int = -1, *, where: Any = None) -> jax.Array
         >>> print(round(float(topk_mass(np.array([0.1, 0.5, 0.15, 0.25]), 2)), 6))
         0.75
     """
-    x, axis, where = _prepare(p, axis, where)
+    x, axis, where = _prepare(p, axis, where, check=check_probability)
     k = check_int_in_range(k, "k", 1, x.shape[axis])
     return _topk_mass_jit(x, where, axis, k)
 
@@ -329,10 +384,11 @@ def _top_fraction_mass_jit(x, where, axis, fraction):
     # k = max(1, floor(fraction * n_vis)); the 1e-9 absorbs the rounding of products like 0.29 * 100
     k = jnp.maximum(jnp.floor(fraction * nv + 1e-9), 1.0).astype(jnp.int32)
     idx = jnp.clip(k - 1, 0, y.shape[-1] - 1)
-    return jnp.take_along_axis(cs, idx[..., None], axis=-1)[..., 0]
+    return _nan_where(_nonfinite(x, where, axis), jnp.take_along_axis(cs, idx[..., None], axis=-1)[..., 0])
 
 
-def top_fraction_mass(p: Any, fraction: float, axis: int = -1, *, where: Any = None) -> jax.Array:
+def top_fraction_mass(p: Any, fraction: float, axis: int = -1, *, where: Any = None,
+                      check_probability: bool = True) -> jax.Array:
     r"""Mass of the top :math:`k = \max(1, \lfloor f\, n_{\mathrm{vis}} \rfloor)` weights of each row.
 
     The SSA authors' ``top_k_sum(att, r)`` statistic with a float ratio (e.g. the "top 5 %
@@ -346,6 +402,9 @@ def top_fraction_mass(p: Any, fraction: float, axis: int = -1, *, where: Any = N
         fraction: a Python float :math:`f \in (0, 1]`.
         axis: the axis of the keys.
         where: optional boolean mask (``True`` = visible).
+        check_probability: check eagerly that ``p`` holds probability vectors along ``axis`` (see the
+            module docstring; ``ValueError`` naming ``p`` otherwise). Skipped for traced values;
+            ``False`` computes the formula for any real weights.
 
     Returns:
         ``p``'s shape without ``axis``.
@@ -357,7 +416,7 @@ def top_fraction_mass(p: Any, fraction: float, axis: int = -1, *, where: Any = N
         >>> print(round(float(top_fraction_mass(p, 0.5)), 6), round(float(top_fraction_mass(p, 0.05)), 6))
         0.7 0.4
     """
-    x, axis, where = _prepare(p, axis, where)
+    x, axis, where = _prepare(p, axis, where, check=check_probability)
     if isinstance(fraction, bool) or not isinstance(fraction, (numbers.Real, np.floating)):
         raise TypeError(f"fraction must be a real number in (0, 1], got {fraction!r}")
     f = float(fraction)
@@ -368,11 +427,12 @@ def top_fraction_mass(p: Any, fraction: float, axis: int = -1, *, where: Any = N
 
 @jax.jit
 def _sorted_profile_jit(x, where):
-    y = jnp.flip(jnp.sort(_masked(x, where), axis=-1), axis=-1)
+    y = _nan_where(_nonfinite(x, where, -1)[..., None], _masked(x, where))  # a NaN/inf row: all NaN
+    y = jnp.flip(jnp.sort(y, axis=-1), axis=-1)
     return jnp.mean(y.reshape((-1,) + y.shape[-2:]), axis=0)
 
 
-def sorted_profile(P: Any, *, where: Any = None) -> jax.Array:
+def sorted_profile(P: Any, *, where: Any = None, check_probability: bool = True) -> jax.Array:
     r"""Sorted attention profile: each query row sorted descending, averaged over batch and heads.
 
     For attention maps ``P`` of shape ``(..., T_q, T_k)`` returns the ``(T_q, T_k)`` array whose
@@ -387,6 +447,9 @@ def sorted_profile(P: Any, *, where: Any = None) -> jax.Array:
     Args:
         P: attention maps, at least 2-D ``(..., T_q, T_k)``; leading axes are averaged.
         where: optional boolean mask broadcastable to ``P.shape`` (``True`` = visible).
+        check_probability: check eagerly that ``P`` holds probability vectors along its last axis (see the
+            module docstring; ``ValueError`` naming ``P`` otherwise). Skipped for traced values;
+            ``False`` computes the formula for any real weights.
 
     Returns:
         Array of shape ``(T_q, T_k)``.
@@ -399,7 +462,7 @@ def sorted_profile(P: Any, *, where: Any = None) -> jax.Array:
         [[1.   0.  ]
          [0.75 0.25]]
     """
-    x, _, where = _prepare(P, -1, where, name="P")
+    x, _, where = _prepare(P, -1, where, name="P", check=check_probability)
     if x.ndim < 2:
         raise ValueError(f"P must have at least 2 dimensions (..., T_q, T_k), got shape {x.shape}")
     return _sorted_profile_jit(x, where)
@@ -451,7 +514,8 @@ def needle_log_odds(n: Any, gap: Any, beta: Any = 1.0) -> jax.Array:
     Args:
         n: number of keys, ``>= 2``.
         gap: logit gap :math:`\Delta`, finite.
-        beta: inverse temperature, finite.
+        beta: inverse temperature, finite and ``> 0`` (as for :func:`softmax_stability.maps.softmax`;
+            checked when concrete).
 
     Returns:
         The broadcast shape of the arguments.
@@ -463,7 +527,7 @@ def needle_log_odds(n: Any, gap: Any, beta: Any = 1.0) -> jax.Array:
     """
     n = _check_array(n, "n", lo=2.0)
     gap = _check_array(gap, "gap")
-    beta = _check_array(beta, "beta")
+    beta = _check_beta(beta)
     return _needle_a(n, gap, beta)[0]
 
 
@@ -481,7 +545,9 @@ def needle_probability(n: Any, gap: Any, beta: Any = 1.0) -> jax.Array:
     Args:
         n: number of keys, ``>= 1`` (real values allowed).
         gap: logit gap :math:`\Delta`, finite (negative: the needle is below the others).
-        beta: inverse temperature :math:`\beta`, finite.
+        beta: inverse temperature :math:`\beta`, finite and ``> 0`` (as for
+            :func:`softmax_stability.maps.softmax`; checked when concrete: a negative value would
+            describe the reversed map, ``ValueError``).
 
     Returns:
         The broadcast shape of the arguments.
@@ -493,7 +559,7 @@ def needle_probability(n: Any, gap: Any, beta: Any = 1.0) -> jax.Array:
     """
     n = _check_n(n)
     gap = _check_array(gap, "gap")
-    beta = _check_array(beta, "beta")
+    beta = _check_beta(beta)
     a, big = _needle_a(n, gap, beta)
     return jnp.where(big, jax.nn.sigmoid(a), jnp.ones_like(a))
 
@@ -524,7 +590,7 @@ def needle_entropy(n: Any, gap: Any, beta: Any = 1.0, *, normalized: bool = Fals
     """
     n = _check_n(n)
     gap = _check_array(gap, "gap")
-    beta = _check_array(beta, "beta")
+    beta = _check_beta(beta)
     a, big = _needle_a(n, gap, beta)
     lp, lq = jax.nn.log_sigmoid(a), jax.nn.log_sigmoid(-a)
     p, q = jnp.exp(lp), jnp.exp(lq)
@@ -553,7 +619,7 @@ def needle_effective_support(n: Any, gap: Any, beta: Any = 1.0) -> jax.Array:
     """
     n = _check_n(n)
     gap = _check_array(gap, "gap")
-    beta = _check_array(beta, "beta")
+    beta = _check_beta(beta)
     a, big = _needle_a(n, gap, beta)
     p, q = jax.nn.sigmoid(a), jax.nn.sigmoid(-a)
     s2 = p * p + q * q / jnp.where(big, n - 1.0, 1.0)
@@ -571,7 +637,7 @@ def needle_topk_mass(n: Any, gap: Any, beta: Any, k: int) -> jax.Array:
 
     Args:
         n, gap, beta: as in :func:`needle_probability`.
-        k: a Python int ``>= 1``; must be ``<= n`` where ``n`` is concrete.
+        k: a static Python int ``>= 1``; must be ``<= n`` where ``n`` is concrete.
 
     Returns:
         The broadcast shape of the arguments.
@@ -586,7 +652,7 @@ def needle_topk_mass(n: Any, gap: Any, beta: Any, k: int) -> jax.Array:
     if is_concrete(n) and np.any(np.asarray(n) < k):
         raise ValueError(f"k must be in [1, n], got k={k} and n={np.asarray(n).min()}")
     gap = _check_array(gap, "gap")
-    beta = _check_array(beta, "beta")
+    beta = _check_beta(beta)
     a, big = _needle_a(n, gap, beta)
     p, rest = jax.nn.sigmoid(a), jax.nn.sigmoid(-a)
     q = rest / jnp.where(big, n - 1.0, 1.0)

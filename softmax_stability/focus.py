@@ -36,7 +36,10 @@ Conventions. Logits have shape ``(..., n_queries, n_keys)``; the key axis is ``a
 last). ``where`` is an optional boolean mask broadcastable to the logits (``True`` = attend, as
 :func:`softmax_stability.maps.softmax`). The top-k set of a query is taken among its attended keys.
 Dispersion and separation are functions of the sorted logit values only, so they do not depend
-on how ties are broken.
+on how ties are broken. Every ``k`` is a static Python int in ``[1, n_keys]`` (the library's one
+rule: ``k = n_keys`` keeps every key, ``k > n_keys`` raises ``ValueError``; under ``jax.jit`` pass
+``k`` as a static argument, a traced ``k`` raises ``TypeError``). Logits must be non-empty
+(every axis), integers are promoted to the default float dtype.
 
 Example (the conditions for logits of your own model)::
 
@@ -168,6 +171,7 @@ def _logits(logits: Any, axis: Any, where: Any, name: str = "logits"):
         raise ValueError(f"{name} must have at least one dimension (the keys), got a scalar")
     axis = check_axis(axis, x.ndim, "axis")
     check_nonempty(x, name, axis=axis)
+    check_nonempty(x, name)  # an empty batch too: the library's rule (maps, jacobian, dilution)
     w = None
     if where is not None:
         w = where if isinstance(where, jax.core.Tracer) else jnp.asarray(where)
@@ -1113,6 +1117,7 @@ def _tokens_weights(X: Any, W: Any):
     w = as_float_array(W, "W")
     if x.ndim != 2:
         raise ValueError(f"X must be a token matrix (n, d), got shape {x.shape}")
+    check_nonempty(x, "X")
     if w.shape != (x.shape[1], x.shape[1]):
         raise ValueError(f"W must have shape {(x.shape[1], x.shape[1])} for tokens of dimension "
                          f"{x.shape[1]}, got {w.shape}")
@@ -1124,8 +1129,9 @@ def attention_weights(X: Any, W: Any, k: int | None = None) -> jax.Array:
 
     Args:
       X: tokens ``(n, d)``.  W: bilinear form ``(d, d)`` (e.g. :func:`qk_matrix`).
-      k: ``None`` or ``k >= n`` for the full softmax, else the top-k softmax
-        (:func:`softmax_stability.maps.topk_softmax`).
+      k: ``None`` or ``k = n`` for the full softmax, else the top-k softmax
+        (:func:`softmax_stability.maps.topk_softmax`); a static int in ``[1, n]`` (``k > n``
+        raises ``ValueError``, the library's one rule for every ``k``).
 
     Returns:
       ``(n, n)`` row-stochastic matrix.
@@ -1139,7 +1145,7 @@ def attention_weights(X: Any, W: Any, k: int | None = None) -> jax.Array:
 
     x, w = _tokens_weights(X, W)
     A = x @ w @ x.T
-    if k is None or check_int_in_range(k, "k", 1) >= A.shape[-1]:
+    if k is None or check_int_in_range(k, "k", 1, A.shape[-1]) == A.shape[-1]:
         return softmax(A)
     return topk_softmax(A, k)
 

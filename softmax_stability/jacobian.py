@@ -22,6 +22,22 @@ returns the exact norm of the matrix built from the stored ``p``, not of an idea
 normalised ``p``. A row containing NaN or :math:`\pm\infty` gives NaN; an all-zero row
 (fully masked) gives zero Jacobians and zero norms.
 
+Every function checks the domain eagerly when ``p`` holds concrete values
+(``check_probability=True``, the default): each row whose entries are all finite must have
+entries :math:`\ge -t` and sum to at most :math:`1 + t`, with the rounding tolerance
+:math:`t = \min(\epsilon(64 + n), 1/8)` (:math:`\epsilon` the machine epsilon of ``p``'s
+dtype, at least float32's so that upcast float32 results pass: a few ulps per entry plus the
+worst-case rounding of a sum of :math:`n` terms), else a
+``ValueError`` names ``p``, the row, its sum and its smallest entry. Logits or scores passed by
+mistake thus fail loudly instead of giving a plausible number (``spectral_norm([1.5, -0.5])``
+would return 0, the largest eigenvalue of :math:`\operatorname{diag}p - pp^\top`, where its
+norm is 1.5). Sub-stochastic rows (sum below 1) pass: they are in the domain. Under
+``jax.jit``, ``jax.vmap`` or ``jax.grad`` ``p`` is traced and its values are not known before
+run time: the check is skipped silently and the functions return the formulas' values for
+whatever ``p`` holds. ``check_probability=False`` does the same eagerly (for a matrix
+:math:`\beta(\operatorname{diag}p - pp^\top)` with ``p`` outside the domain on purpose). A traced
+``beta`` is not checked either: a negative one negates the matrices and the norms.
+
 Subnormal numbers. XLA on CPU flushes subnormal numbers to zero (below
 ``2.2e-308`` in float64, ``1.2e-38`` in float32), so entries in that range act as exact
 zeros, and results that would be subnormal come back as zero.
@@ -39,8 +55,10 @@ import numpy as np
 
 from softmax_stability._checks import (
     as_float_array,
+    check_flag,
     check_in_closed_interval,
     check_positive_finite,
+    check_probability as _check_probability,
 )
 
 __all__ = [
@@ -76,8 +94,10 @@ _ALL_MAX_ITER = 100
 # --------------------------------------------------------------------------------------
 
 
-def _prob(p: Any, name: str = "p") -> jax.Array:
-    """Float array with at least one axis and no empty axis (checked eagerly)."""
+def _prob(p: Any, check: Any = True, name: str = "p") -> jax.Array:
+    """Float array with at least one axis and no empty axis, holding probability vectors along
+    the last axis when concrete and ``check`` is True (all checked eagerly)."""
+    check = check_flag(check, "check_probability")
     arr = as_float_array(p, name)
     if arr.ndim == 0:
         raise ValueError(
@@ -85,6 +105,7 @@ def _prob(p: Any, name: str = "p") -> jax.Array:
         )
     if arr.size == 0:
         raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
+    _check_probability(arr, name, enabled=check)
     return arr
 
 
@@ -133,7 +154,7 @@ def _dmr1(d: jax.Array, u: jax.Array, rho: jax.Array) -> jax.Array:
     return d[..., :, None] * eye - rho[..., None, None] * u[..., :, None] * u[..., None, :]
 
 
-def softmax_jacobian(p: Any, *, beta: Any = 1.0) -> jax.Array:
+def softmax_jacobian(p: Any, *, beta: Any = 1.0, check_probability: bool = True) -> jax.Array:
     r"""Jacobian of softmax with inverse temperature :math:`\beta`, from its output.
 
     .. math::
@@ -148,6 +169,9 @@ def softmax_jacobian(p: Any, *, beta: Any = 1.0) -> jax.Array:
       p: probabilities, shape ``(..., n)``; the last axis is the distribution.
       beta: inverse temperature, a positive finite scalar or an array broadcastable to
         ``p.shape[:-1]``.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``(..., n, n)``, symmetric, with rows summing to
@@ -160,12 +184,13 @@ def softmax_jacobian(p: Any, *, beta: Any = 1.0) -> jax.Array:
       >>> [[round(float(v), 6) for v in row] for row in J]
       [[0.5, -0.5], [-0.5, 0.5]]
     """
-    p = _prob(p)
+    p = _prob(p, check_probability)
     b = _beta(beta, p)
     return b[..., None, None] * _by_rows(_softmax_jac, p)
 
 
-def topk_jacobian(p: Any, selected: Any, *, beta: Any = 1.0) -> jax.Array:
+def topk_jacobian(p: Any, selected: Any, *, beta: Any = 1.0,
+                  check_probability: bool = True) -> jax.Array:
     r"""Jacobian of top-k softmax (the heavy-hitter map :math:`\xi_h`) from its output.
 
     Away from ties the selected set :math:`S` is locally constant and
@@ -176,7 +201,8 @@ def topk_jacobian(p: Any, selected: Any, *, beta: Any = 1.0) -> jax.Array:
 
     i.e. softmax's Jacobian on :math:`S` and zero elsewhere; the formula is automatically
     zero outside :math:`S` because :math:`p` is. ``selected`` only zeroes entries of ``p``
-    outside :math:`S` (a guard against round-off left there by the caller). At ties of
+    outside :math:`S` (a guard against round-off left there by the caller), and the
+    probability check (``check_probability``) applies to the entries in :math:`S`. At ties of
     the k-th largest logit the map is discontinuous and this is the one-sided Jacobian of
     the chosen set.
 
@@ -188,6 +214,9 @@ def topk_jacobian(p: Any, selected: Any, *, beta: Any = 1.0) -> jax.Array:
       selected: boolean mask of the selected set (``True`` = kept), broadcastable to
         ``p.shape``. Integer 0/1 masks are accepted.
       beta: inverse temperature, as in :func:`softmax_jacobian`.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``(..., n, n)``.
@@ -199,17 +228,21 @@ def topk_jacobian(p: Any, selected: Any, *, beta: Any = 1.0) -> jax.Array:
       >>> [[round(float(v), 4) for v in row] for row in J]
       [[0.1875, -0.1875, 0.0], [-0.1875, 0.1875, 0.0], [0.0, 0.0, 0.0]]
     """
-    p = _prob(p)
+    check = check_flag(check_probability, "check_probability")
+    p = _prob(p, False)
     sel = jnp.asarray(selected)
     if not (sel.dtype == jnp.bool_ or jnp.issubdtype(sel.dtype, jnp.integer)):
         raise TypeError(f"selected must be a boolean mask, got dtype {sel.dtype}")
     try:
-        np.broadcast_shapes(sel.shape, p.shape)
+        shape = np.broadcast_shapes(sel.shape, p.shape)
     except ValueError as err:
         raise ValueError(
             f"selected must be broadcastable to p's shape {p.shape}, got shape {sel.shape}"
         ) from err
-    return softmax_jacobian(jnp.where(sel.astype(bool), p, 0), beta=beta)
+    # only the entries of S are used, so only they must form a probability vector
+    _check_probability(jnp.broadcast_to(p, shape), "p", where=jnp.broadcast_to(sel.astype(bool), shape),
+                       enabled=check)
+    return softmax_jacobian(jnp.where(sel.astype(bool), p, 0), beta=beta, check_probability=False)
 
 
 def _entmax_s(p: jax.Array, alpha: float) -> jax.Array:
@@ -241,7 +274,7 @@ def _entmax_jac(p: jax.Array, alpha: float) -> jax.Array:
     return _nan_rows(_dmr1(s, s, rho), p)
 
 
-def sparsemax_jacobian(p: Any) -> jax.Array:
+def sparsemax_jacobian(p: Any, *, check_probability: bool = True) -> jax.Array:
     r"""Jacobian of sparsemax from its output.
 
     .. math::
@@ -256,6 +289,9 @@ def sparsemax_jacobian(p: Any) -> jax.Array:
 
     Args:
       p: sparsemax probabilities, shape ``(..., n)``.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``(..., n, n)``.
@@ -267,10 +303,10 @@ def sparsemax_jacobian(p: Any) -> jax.Array:
       >>> [[round(float(v), 4) for v in row] for row in J]
       [[0.5, -0.5, 0.0], [-0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]
     """
-    return _by_rows(_entmax_jac, _prob(p), 2.0)
+    return _by_rows(_entmax_jac, _prob(p, check_probability), 2.0)
 
 
-def entmax_jacobian(p: Any, alpha: float) -> jax.Array:
+def entmax_jacobian(p: Any, alpha: float, *, check_probability: bool = True) -> jax.Array:
     r"""Jacobian of :math:`\alpha`-entmax from its output.
 
     .. math::
@@ -288,6 +324,9 @@ def entmax_jacobian(p: Any, alpha: float) -> jax.Array:
     Args:
       p: entmax probabilities, shape ``(..., n)``.
       alpha: static Python number in :math:`[1, 2]`.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``(..., n, n)``.
@@ -299,7 +338,7 @@ def entmax_jacobian(p: Any, alpha: float) -> jax.Array:
       >>> [[round(float(v), 4) for v in row] for row in J]
       [[0.3429, -0.3429], [-0.3429, 0.3429]]
     """
-    return _by_rows(_entmax_jac, _prob(p), _alpha(alpha))
+    return _by_rows(_entmax_jac, _prob(p, check_probability), _alpha(alpha))
 
 
 # --------------------------------------------------------------------------------------
@@ -445,7 +484,7 @@ def _softmax_top(p):
     return jnp.where(ok, lam, jnp.nan)
 
 
-def spectral_norm(p: Any, *, beta: Any = 1.0) -> jax.Array:
+def spectral_norm(p: Any, *, beta: Any = 1.0, check_probability: bool = True) -> jax.Array:
     r"""Exact spectral norm of softmax's Jacobian, :math:`O(n)` per row, no matrix formed.
 
     For :math:`p` on the simplex, :math:`J=\beta(\operatorname{diag}p - pp^\top)` is PSD
@@ -488,10 +527,14 @@ def spectral_norm(p: Any, *, beta: Any = 1.0) -> jax.Array:
     Args:
       p: probabilities, shape ``(..., n)``, entries in :math:`[0,1]` with
         :math:`\sum_i p_i \le 1` (the output of any map in ``maps``). Outside that
-        domain the result is the largest eigenvalue of :math:`\beta(\operatorname{diag}p
-        - pp^\top)`, which is then not necessarily its spectral norm.
+        domain (``check_probability=False``) the result is the largest eigenvalue of
+        :math:`\beta(\operatorname{diag}p - pp^\top)`, which is then not necessarily its
+        spectral norm.
       beta: inverse temperature, a positive finite scalar or an array broadcastable to
         ``p.shape[:-1]``.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``p.shape[:-1]`` (broadcast with ``beta``), dtype of ``p``.
@@ -504,7 +547,7 @@ def spectral_norm(p: Any, *, beta: Any = 1.0) -> jax.Array:
       >>> round(float(spectral_norm(jnp.array([0.7, 0.2, 0.1]), beta=2.0)), 6)
       0.668806
     """
-    p = _prob(p)
+    p = _prob(p, check_probability)
     b = _beta(beta, p)
     return b * _by_rows(_softmax_top, p)
 
@@ -523,7 +566,7 @@ def _entmax_top(p, alpha):
     return jnp.where(ok, jnp.where(pos, lam, 0), jnp.nan)
 
 
-def entmax_spectral_norm(p: Any, alpha: float) -> jax.Array:
+def entmax_spectral_norm(p: Any, alpha: float, *, check_probability: bool = True) -> jax.Array:
     r"""Exact spectral norm of the :math:`\alpha`-entmax Jacobian, :math:`O(n)` per row.
 
     :math:`J = \operatorname{diag}(s) - ss^\top/\sigma` with :math:`s_i = p_i^{2-\alpha}`
@@ -544,6 +587,9 @@ def entmax_spectral_norm(p: Any, alpha: float) -> jax.Array:
     Args:
       p: entmax probabilities, shape ``(..., n)``.
       alpha: static Python number in :math:`[1, 2]`.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``p.shape[:-1]``; zero for an all-zero row.
@@ -554,12 +600,12 @@ def entmax_spectral_norm(p: Any, alpha: float) -> jax.Array:
       >>> round(float(entmax_spectral_norm(jnp.array([0.64, 0.36]), 1.5)), 6)
       0.685714
     """
-    p = _prob(p)
+    p = _prob(p, check_probability)
     a = _alpha(alpha)
     return _by_rows(_entmax_top, p, a)
 
 
-def entmax_spectral_bound(p: Any, alpha: float) -> jax.Array:
+def entmax_spectral_bound(p: Any, alpha: float, *, check_probability: bool = True) -> jax.Array:
     r"""Upper bound :math:`\min(\max_i s_i, \sigma/2)` on the :math:`\alpha`-entmax Jacobian norm.
 
     With :math:`s_i = p_i^{2-\alpha}` on the support and :math:`\sigma = \sum_i s_i`,
@@ -574,6 +620,9 @@ def entmax_spectral_bound(p: Any, alpha: float) -> jax.Array:
     Args:
       p: entmax probabilities, shape ``(..., n)``.
       alpha: static Python number in :math:`[1, 2]`.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``p.shape[:-1]``; zero for an all-zero row, NaN for rows with NaN/inf.
@@ -584,7 +633,7 @@ def entmax_spectral_bound(p: Any, alpha: float) -> jax.Array:
       >>> round(float(entmax_spectral_bound(jnp.array([0.64, 0.36]), 1.5)), 6)
       0.7
     """
-    p = _prob(p)
+    p = _prob(p, check_probability)
     a = _alpha(alpha)
     s = _entmax_s(p, a)
     bound = jnp.minimum(jnp.max(s, axis=-1), 0.5 * jnp.sum(s, axis=-1))
@@ -596,10 +645,12 @@ def _entmax_as_softmax(p, alpha):
     s = _entmax_s(p, alpha)
     sig = jnp.sum(s, axis=-1)
     sig1 = jnp.where(sig > 0, sig, 1)
-    return s / sig1[..., None], sig
+    ok = _finite_rows(p)[..., None]
+    return jnp.where(ok, s / sig1[..., None], jnp.nan), sig  # a NaN/inf row: q all NaN, as documented
 
 
-def entmax_as_softmax(p: Any, alpha: float) -> tuple[jax.Array, jax.Array]:
+def entmax_as_softmax(p: Any, alpha: float, *,
+                      check_probability: bool = True) -> tuple[jax.Array, jax.Array]:
     r"""The :math:`\alpha`-entmax Jacobian as a scaled softmax Jacobian: ``(q, sigma)``.
 
     .. math::
@@ -619,6 +670,9 @@ def entmax_as_softmax(p: Any, alpha: float) -> tuple[jax.Array, jax.Array]:
     Args:
       p: entmax probabilities, shape ``(..., n)``.
       alpha: static Python number in :math:`[1, 2]`.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       ``(q, sigma)``: ``q`` of ``p``'s shape (a probability vector per row), ``sigma`` of shape
@@ -634,10 +688,10 @@ def entmax_as_softmax(p: Any, alpha: float) -> tuple[jax.Array, jax.Array]:
       >>> round(float(sigma * frobenius_norm(q)), 6)  # a rank-2 projector: sqrt(2)
       1.414214
     """
-    return _by_rows(_entmax_as_softmax, _prob(p), _alpha(alpha))
+    return _by_rows(_entmax_as_softmax, _prob(p, check_probability), _alpha(alpha))
 
 
-def sparsemax_spectral_norm(p: Any) -> jax.Array:
+def sparsemax_spectral_norm(p: Any, *, check_probability: bool = True) -> jax.Array:
     r"""Spectral norm of the sparsemax Jacobian: 1 if :math:`|\operatorname{supp}p|\ge 2`, else 0.
 
     The sparsemax Jacobian is an orthogonal projector onto a space of dimension
@@ -648,6 +702,9 @@ def sparsemax_spectral_norm(p: Any) -> jax.Array:
 
     Args:
       p: sparsemax probabilities, shape ``(..., n)``.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``p.shape[:-1]``, dtype of ``p``; NaN for rows with NaN/inf.
@@ -658,7 +715,7 @@ def sparsemax_spectral_norm(p: Any) -> jax.Array:
       >>> [float(v) for v in sparsemax_spectral_norm(jnp.array([[0.6, 0.4, 0.0], [1.0, 0.0, 0.0]]))]
       [1.0, 0.0]
     """
-    p = _prob(p)
+    p = _prob(p, check_probability)
     k = jnp.sum(p > 0, axis=-1)
     out = (k >= 2).astype(p.dtype)
     return jnp.where(_finite_rows(p), out, jnp.nan)
@@ -772,7 +829,7 @@ def _eigs(p):
     return jnp.where(ok[..., None], lam, jnp.nan)
 
 
-def eigenvalues(p: Any, *, beta: Any = 1.0) -> jax.Array:
+def eigenvalues(p: Any, *, beta: Any = 1.0, check_probability: bool = True) -> jax.Array:
     r"""All eigenvalues of softmax's Jacobian, ascending, from the secular equation.
 
     :math:`J = \beta(\operatorname{diag}p - pp^\top)` is diagonal minus rank one. With the
@@ -813,6 +870,9 @@ def eigenvalues(p: Any, *, beta: Any = 1.0) -> jax.Array:
       p: probabilities, shape ``(..., n)``, entries :math:`\ge 0`.
       beta: inverse temperature, a positive finite scalar or an array broadcastable to
         ``p.shape[:-1]``.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``(..., n)``, ascending along the last axis; rows with NaN/inf give NaN.
@@ -823,7 +883,7 @@ def eigenvalues(p: Any, *, beta: Any = 1.0) -> jax.Array:
       >>> [round(float(v), 6) + 0.0 for v in eigenvalues(jnp.array([0.5, 0.25, 0.25]))]
       [0.0, 0.25, 0.375]
     """
-    p = _prob(p)
+    p = _prob(p, check_probability)
     b = _beta(beta, p)
     return b[..., None] * _by_rows(_eigs, p)
 
@@ -863,7 +923,7 @@ def _frob(p):
     return jnp.where(ok, f, jnp.nan)
 
 
-def frobenius_norm(p: Any, *, beta: Any = 1.0) -> jax.Array:
+def frobenius_norm(p: Any, *, beta: Any = 1.0, check_probability: bool = True) -> jax.Array:
     r"""Frobenius norm of softmax's Jacobian in closed form, :math:`O(n)` per row.
 
     .. math::
@@ -874,9 +934,10 @@ def frobenius_norm(p: Any, *, beta: Any = 1.0) -> jax.Array:
     :math:`\sum_{j\ne i}p_j^2` formed without cancellation) is the one computed: the first
     loses all accuracy when one :math:`p_i \to 1` (e.g. :math:`p = (1-\epsilon, \epsilon)`
     gives :math:`\|J\|_F = 2\epsilon(1-\epsilon)` from a difference of numbers
-    near 1). Valid for any real :math:`p`. Accuracy: relative error :math:`\le 4\cdot10^{-16}`
-    in float64 and :math:`1.1\cdot10^{-7}` in float32 on the test suite's hard cases (against a
-    40-digit ``mpmath`` sum over the dense matrix; tested to :math:`10^{-12}` / :math:`10^{-5}`).
+    near 1). Valid for any real :math:`p` (with ``check_probability=False``). Accuracy:
+    relative error :math:`\le 4\cdot10^{-16}` in float64 and :math:`1.1\cdot10^{-7}` in float32 on
+    the test suite's hard cases (against a 40-digit ``mpmath`` sum over the dense matrix; tested to
+    :math:`10^{-12}` / :math:`10^{-5}`).
 
     Source: derived here (anchors.md §1.1); ``proofs_check`` id
     ``softmax_jacobian.frobenius``.
@@ -884,6 +945,9 @@ def frobenius_norm(p: Any, *, beta: Any = 1.0) -> jax.Array:
     Args:
       p: probabilities, shape ``(..., n)``.
       beta: inverse temperature, as in :func:`spectral_norm`.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``p.shape[:-1]``.
@@ -894,7 +958,7 @@ def frobenius_norm(p: Any, *, beta: Any = 1.0) -> jax.Array:
       >>> round(float(frobenius_norm(jnp.array([0.5, 0.5]))), 6)
       0.5
     """
-    p = _prob(p)
+    p = _prob(p, check_probability)
     b = _beta(beta, p)
     return b * _by_rows(_frob, p)
 
@@ -912,7 +976,7 @@ def _one(p):
     return jnp.where(ok, jnp.max(col, axis=-1), jnp.nan)
 
 
-def one_norm(p: Any, *, beta: Any = 1.0) -> jax.Array:
+def one_norm(p: Any, *, beta: Any = 1.0, check_probability: bool = True) -> jax.Array:
     r"""The :math:`1\to1` norm (= :math:`\infty\to\infty`, J is symmetric) of softmax's Jacobian.
 
     .. math::
@@ -931,6 +995,9 @@ def one_norm(p: Any, *, beta: Any = 1.0) -> jax.Array:
     Args:
       p: probabilities, shape ``(..., n)``, entries in :math:`[0, 1]`.
       beta: inverse temperature, as in :func:`spectral_norm`.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``p.shape[:-1]``.
@@ -941,7 +1008,7 @@ def one_norm(p: Any, *, beta: Any = 1.0) -> jax.Array:
       >>> round(float(one_norm(jnp.array([0.7, 0.2, 0.1]))), 6)
       0.42
     """
-    p = _prob(p)
+    p = _prob(p, check_probability)
     b = _beta(beta, p)
     return b * _by_rows(_one, p)
 
@@ -1015,7 +1082,8 @@ def _inf_to_one(p, exact):
     return jnp.where(ok, lo, nan), jnp.where(ok, up, nan)
 
 
-def inf_to_one_norm(p: Any, *, beta: Any = 1.0, return_bounds: bool = False):
+def inf_to_one_norm(p: Any, *, beta: Any = 1.0, return_bounds: bool = False,
+                    check_probability: bool = True):
     r"""The :math:`\infty\to1` norm of softmax's Jacobian (the "balanced-mass factor").
 
     For a sign vector with positive set :math:`S`, :math:`\|J s\|_1 = 4\beta\,p(S)(1-p(S))`
@@ -1058,6 +1126,9 @@ def inf_to_one_norm(p: Any, *, beta: Any = 1.0, return_bounds: bool = False):
       p: probabilities, shape ``(..., n)``, entries in :math:`[0, 1]`, :math:`\sum p\le1`.
       beta: inverse temperature, as in :func:`spectral_norm`.
       return_bounds: return the certified ``(lower, upper)`` pair instead of one value.
+      check_probability: check eagerly that ``p`` holds probability vectors (the module's
+        *Domain*; ``ValueError`` naming ``p`` otherwise). Skipped for traced ``p`` (under
+        ``jax.jit``, ``jax.vmap``, ``jax.grad``); ``False`` evaluates the formula on any real ``p``.
 
     Returns:
       Array of shape ``p.shape[:-1]``, or :class:`InfToOneBounds` of two such arrays.
@@ -1071,7 +1142,7 @@ def inf_to_one_norm(p: Any, *, beta: Any = 1.0, return_bounds: bool = False):
       >>> round(float(lo), 6), round(float(up), 6)
       (1.0, 1.0)
     """
-    p = _prob(p)
+    p = _prob(p, check_probability)
     b = _beta(beta, p)
     n = p.shape[-1]
     exact = n <= INF_TO_ONE_EXACT_MAX_N

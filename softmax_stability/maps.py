@@ -15,8 +15,10 @@ applied matrix-free: :math:`Jt = s\odot t - s\,(s^\top t)/(\mathbf 1^\top s)`.
 
 Argument checks are eager (before tracing): ``z`` is promoted to a float dtype (integers and
 bools become the default float), must have at least one dimension and no zero-length axis;
-``axis`` must be a valid int; ``k``, ``alpha`` are static Python numbers; ``beta`` is checked
-when concrete. Bad values raise ``ValueError``/``TypeError`` naming the argument.
+``axis`` must be a valid int; ``k``, ``alpha`` are static Python numbers (``1 <= k <= n``);
+``beta`` is checked when concrete (a traced ``beta`` cannot be: a negative one silently reverses
+the map, see :func:`softmax` for a ``checkify`` run-time check). Bad values raise
+``ValueError``/``TypeError`` naming the argument.
 
 **Special values** (one convention for every map, per row along ``axis``):
 
@@ -359,7 +361,12 @@ def softmax(z: Any, axis: int = -1, *, beta: Any = 1.0, where: Any = None) -> ja
         axis: the axis to normalise over (an int).
         beta: inverse temperature, finite and ``> 0``; a scalar or an array broadcastable to
             ``z.shape`` (e.g. one value per row, which keeps the overflow-free path above).
-            Cast to ``z``'s dtype.
+            Cast to ``z``'s dtype. A concrete value outside :math:`(0, \infty)` raises
+            ``ValueError``; a traced one (under ``jax.jit``, ``jax.vmap``, ``jax.grad``) cannot be
+            checked before run time: a negative traced ``beta`` silently computes
+            :math:`\mathrm{softmax}(\beta z)`, which reverses the order of the weights (the
+            smallest logit gets the most weight), and NaN gives NaN rows. For a run-time check use
+            ``jax.experimental.checkify`` (last example).
         where: optional boolean mask broadcastable to ``z.shape``; ``True`` = attend.
 
     Returns:
@@ -378,6 +385,17 @@ def softmax(z: Any, axis: int = -1, *, beta: Any = 1.0, where: Any = None) -> ja
         [0.5 0.  0.5]
         >>> print(softmax(jnp.array([3e38, 1.5e38]), beta=10.0))  # beta*z overflows, beta*(z - max z) does not
         [1. 0.]
+
+        A traced ``beta`` checked at run time (``err.get()`` is None when every check passed):
+
+        >>> import jax
+        >>> from jax.experimental import checkify
+        >>> def checked_softmax(z, beta):
+        ...     checkify.check(jnp.all(beta > 0), "beta must be > 0, got {b}", b=beta)
+        ...     return softmax(z, beta=beta)
+        >>> err, p = jax.jit(checkify.checkify(checked_softmax))(jnp.array([0.0, 1.0]), -1.0)
+        >>> print(err.get())
+        beta must be > 0, got -1.0 (`check` failed)
     """
     x, axis = _prepare(z, axis)
     beta = _check_beta(beta, x)
@@ -401,7 +419,8 @@ def topk_softmax(z: Any, k: int, axis: int = -1, *, beta: Any = 1.0) -> jax.Arra
     Ties are broken towards the **lower index** (deterministic; see
     :func:`softmax_stability.masks.topk_mask`, which defines the selection; ``NaN`` counts as
     the largest value, so a ``NaN`` logit makes its row ``NaN``; with more than ``k`` ``+inf``
-    logits the ``k`` lowest-index ones share the mass). ``k >= n`` is plain softmax.
+    logits the ``k`` lowest-index ones share the mass). ``k = n`` is plain softmax; ``k > n``
+    raises ``ValueError`` (the library's one rule for every ``k``: :math:`1 \le k \le n`).
 
     Derivative: the softmax Jacobian restricted to :math:`T_k`, the selection being treated as
     constant (as in the SF authors' code, which masks with :math:`-10^{15}` before
@@ -413,15 +432,19 @@ def topk_softmax(z: Any, k: int, axis: int = -1, *, beta: Any = 1.0) -> jax.Arra
 
     Args:
         z: logits, any shape with at least one dimension; integers are promoted.
-        k: number of logits kept per row, an int ``>= 1``; another real number (``2.5``,
-            ``2.0``) raises ``ValueError`` naming the range, a bool or non-number ``TypeError``.
+        k: number of logits kept per row, a static Python int in ``[1, n]`` with ``n =
+            z.shape[axis]``; another real number (``2.5``, ``2.0``) or ``k > n`` raises
+            ``ValueError`` naming the range, a bool, a non-number or a traced value (under
+            ``jax.jit`` pass ``k`` as a static argument: ``static_argnums``/``static_argnames``)
+            ``TypeError``.
         axis: the axis to normalise over.
         beta: inverse temperature, finite and ``> 0``, scalar or broadcastable to ``z.shape``
-            (selection on :math:`\beta z`, see above).
+            (selection on :math:`\beta z`, see above). Checked when concrete; a traced ``beta``
+            is not (see :func:`softmax`: a negative one reverses the weights on the selected set).
 
     Returns:
-        Array of ``z``'s shape and dtype with exactly ``min(k, n)`` selected entries per row
-        (those outside get 0), summing to 1 along ``axis``.
+        Array of ``z``'s shape and dtype with exactly ``k`` selected entries per row (those
+        outside get 0), summing to 1 along ``axis``.
 
     Example:
         >>> import jax.numpy as jnp
@@ -432,7 +455,7 @@ def topk_softmax(z: Any, k: int, axis: int = -1, *, beta: Any = 1.0) -> jax.Arra
         [0.5 0.5 0. ]
     """
     x, axis = _prepare(z, axis)
-    k = check_int_in_range(k, "k", 1)
+    k = check_int_in_range(k, "k", 1, x.shape[axis])
     beta = _check_beta(beta, x)
     return _topk_softmax_jit(x, beta, k, axis)
 

@@ -177,10 +177,11 @@ def topk_mask(z: Any, k: int) -> jax.Array:
         M_{ij} = [\, j \in \operatorname{top}_k(z_{i\cdot}) \,].
 
     Ties are broken towards the **lower index**: among equal logits the ones with the smallest
-    positions are kept, so exactly ``min(k, n)`` entries per row are ``True``. ``NaN`` counts as
+    positions are kept, so exactly ``k`` entries per row are ``True``. ``NaN`` counts as
     larger than every number (the order of ``jax.lax.top_k`` and ``jnp.sort``), so a NaN logit
     is always selected and then propagates through :func:`softmax_stability.maps.topk_softmax`.
-    ``k >= n`` gives an all-``True`` mask.
+    ``k = n`` gives an all-``True`` mask; ``k > n`` raises ``ValueError`` (the library's one rule
+    for every ``k``: :math:`1 \le k \le n`).
 
     Source: the TOPK(k) ("heavy hitter") variant of Ram et al. 2025 (semantic_focus.md §1.3);
     Gupta et al. 2021 (top-k attention). Their ``torch.topk`` leaves tie order unspecified; the
@@ -189,7 +190,8 @@ def topk_mask(z: Any, k: int) -> jax.Array:
     Args:
         z: logits, shape ``(..., n)``, any real dtype (integers are promoted); batched over the
             leading axes.
-        k: number of keys kept per row, an int ``>= 1``.
+        k: number of keys kept per row, a static Python int in ``[1, n]`` (under ``jax.jit`` pass it
+            as a static argument; a traced ``k`` raises ``TypeError``).
 
     Returns:
         Boolean JAX array with the shape of ``z``.
@@ -205,8 +207,8 @@ def topk_mask(z: Any, k: int) -> jax.Array:
     x = as_float_array(z, "z")
     check_nonempty(x, "z", axis=-1)
     check_nonempty(x, "z")
-    k = check_int_in_range(k, "k", 1)
     n = x.shape[-1]
-    if k >= n:
+    k = check_int_in_range(k, "k", 1, n)
+    if k == n:
         return jnp.ones(x.shape, dtype=bool)
     return _topk_mask_jit(x, k)

@@ -26,9 +26,17 @@ and ``"linear"`` (:math:`\alpha`, the official code's ``no_func`` ablation). The
 (ssa.md §1.3-1.4, [3P], unconfirmed against the paper).
 
 Argument checks are eager when the values are concrete: ``n >= 1`` and finite, every parameter
-finite, ``parametrisation`` one of the three names. Under ``jit`` traced values are not checked
-(a NaN then propagates). All functions broadcast their array arguments and work under
-``jax.jit``, ``jax.vmap`` and ``jax.grad`` (with respect to the parameters).
+finite, ``parametrisation`` one of the three names; temperature and scale parameters (``tau`` of
+:func:`constant`, ``s`` of :func:`ssmax`, ``scale`` of :func:`yarn`, ``train_length``) must be
+``> 0``, and a schedule whose value would be negative (``"linear"`` with a negative ``alpha``)
+raises ``ValueError`` naming ``alpha``: a negative inverse temperature silently reverses the
+order of the attention weights. A schedule value of 0 is allowed (``log_n_scaling(1) = 0``: at
+:math:`n = 1` the single key gets weight 1 at any temperature). Under ``jit`` traced values are not checked (a NaN
+then propagates, a negative value reverses the weights); for a run-time check use
+``jax.experimental.checkify`` as in the example of :func:`softmax_stability.maps.softmax`. All
+functions broadcast their array arguments elementwise (integers are promoted to the default
+float dtype; an empty ``n`` gives an empty result) and work under ``jax.jit``, ``jax.vmap`` and
+``jax.grad`` (with respect to the parameters).
 """
 
 from __future__ import annotations
@@ -82,6 +90,32 @@ def _check_finite(v: Any, name: str) -> jax.Array:
     return x
 
 
+def _check_positive(v: Any, name: str) -> jax.Array:
+    """A temperature or scale parameter: finite and > 0 when concrete."""
+    x = as_float_array(v, name)
+    if is_concrete(x):
+        a = np.asarray(x)
+        if a.size and (not np.all(np.isfinite(a)) or np.any(a <= 0)):
+            raise ValueError(f"{name} must be finite and > 0 (in (0, inf)), got {v!r}")
+    return x
+
+
+def _check_tau_not_negative(tau: jax.Array, n: jax.Array, what: str, hint: str = "") -> jax.Array:
+    """The inverse temperature a schedule returns must not be negative (checked when concrete).
+
+    0 is allowed: the library's schedules reach it legitimately (``log_n_scaling(1)``, ``ssmax(1, s)``,
+    a saturated token part at ``n = 1``); it gives uniform weights, not reversed ones."""
+    if is_concrete(tau) and is_concrete(n) and tau.size:
+        a = np.asarray(tau)
+        bad = a < 0
+        if np.any(bad):
+            nn = np.broadcast_to(np.asarray(n), a.shape)[bad]
+            raise ValueError(f"{what} gives a negative inverse temperature {float(a[bad].min()):.6g} "
+                             f"(at n = {float(nn.max()):g}); it must be >= 0 for every n{hint} (a negative "
+                             f"one reverses the order of the attention weights)")
+    return tau
+
+
 def _check_parametrisation(parametrisation: Any) -> str:
     if parametrisation not in PARAMETRISATIONS:
         raise ValueError(f"parametrisation must be one of {PARAMETRISATIONS}, got {parametrisation!r}")
@@ -97,7 +131,7 @@ def constant(n: Any, tau: Any = 1.0) -> jax.Array:
 
     Args:
         n: number(s) of visible keys, ``>= 1`` (only the shape is used).
-        tau: the constant :math:`\tau_0`, finite.
+        tau: the constant :math:`\tau_0`, finite and ``> 0``.
 
     Returns:
         ``tau`` broadcast to the shape of ``n`` (float).
@@ -108,7 +142,7 @@ def constant(n: Any, tau: Any = 1.0) -> jax.Array:
         [2. 2. 2.]
     """
     n = _check_n(n)
-    tau = _check_finite(tau, "tau")
+    tau = _check_positive(tau, "tau")
     return jnp.broadcast_to(tau, jnp.broadcast_shapes(n.shape, tau.shape)).astype(
         jnp.result_type(n.dtype, tau.dtype))
 
@@ -146,7 +180,7 @@ def ssmax(n: Any, s: Any) -> jax.Array:
 
     Args:
         n: number(s) of visible keys, ``>= 1``.
-        s: the scaling parameter, finite (broadcast against ``n``).
+        s: the scaling parameter, finite and ``> 0`` (broadcast against ``n``).
 
     Returns:
         :math:`s\ln n`.
@@ -156,7 +190,7 @@ def ssmax(n: Any, s: Any) -> jax.Array:
         >>> print(f"{float(ssmax(1024, 0.43)):.3f}")
         2.981
     """
-    return _check_finite(s, "s") * jnp.log(_check_n(n))
+    return _check_positive(s, "s") * jnp.log(_check_n(n))
 
 
 def position_gain(alpha: Any, parametrisation: str = "sigmoid") -> jax.Array:
@@ -206,7 +240,10 @@ def position_temperature(n: Any, alpha: Any, parametrisation: str = "sigmoid") -
 
     Args:
         n: number(s) of visible keys, ``>= 1`` (causal query at 0-based position ``i``: ``i + 1``).
-        alpha: the gain parameter, finite; broadcast against ``n``.
+        alpha: the gain parameter, finite; broadcast against ``n``. With ``"linear"`` a negative
+            ``alpha`` must keep :math:`1 + \alpha\ln n \ge 0` for every given ``n``, i.e.
+            :math:`\alpha \ge -1/\ln n_{\max}` (``ValueError`` naming ``alpha`` otherwise, when
+            concrete: a negative inverse temperature reverses the attention weights).
         parametrisation: see :func:`position_gain`.
 
     Returns:
@@ -218,7 +255,9 @@ def position_temperature(n: Any, alpha: Any, parametrisation: str = "sigmoid") -
         1.004712
     """
     g = position_gain(alpha, parametrisation)
-    return 1.0 + g * jnp.log(_check_n(n))
+    n = _check_n(n)
+    what = f"alpha={alpha!r} with parametrisation={parametrisation!r}"
+    return _check_tau_not_negative(1.0 + g * jnp.log(n), n, what, ", i.e. alpha >= -1/ln(max n)")
 
 
 _INV_SQRT2 = 0.7071067811865476
@@ -338,8 +377,9 @@ def ssa_temperature(n: Any, alpha: Any, token_logit: Any = None, *,
 
     Args:
         n: number(s) of visible keys, ``>= 1``.
-        alpha: position gain parameter, finite.
-        token_logit: optional :math:`f(x)` per query, finite when concrete.
+        alpha: position gain parameter, finite (see :func:`position_temperature` for ``"linear"``).
+        token_logit: optional :math:`f(x)` per query, finite when concrete; with ``"linear"`` and a
+            negative ``alpha`` the sum must stay ``>= 0`` (``ValueError`` otherwise, when concrete).
         parametrisation: ``"sigmoid"`` (default), ``"double_exp"`` or ``"linear"``.
 
     Returns:
@@ -358,8 +398,10 @@ def ssa_temperature(n: Any, alpha: Any, token_logit: Any = None, *,
     # digits already for f < -1 (7.8e-16 instead of 6.3e-17 at f = -19); 2 sigmoid(2f) keeps full
     # relative accuracy and stays > 0 down to f = -354.19 (below, sigmoid(2f) < 2^-1022 and XLA
     # flushes it to 0). g ln n is not taken from 1 + g ln n, which would round away small g ln n.
-    g_log_n = position_gain(alpha, parametrisation) * jnp.log(_check_n(n))
-    return g_log_n + 2.0 * jax.nn.sigmoid(2.0 * _check_finite(token_logit, "token_logit"))
+    n = _check_n(n)
+    g_log_n = position_gain(alpha, parametrisation) * jnp.log(n)
+    tau = g_log_n + 2.0 * jax.nn.sigmoid(2.0 * _check_finite(token_logit, "token_logit"))
+    return _check_tau_not_negative(tau, n, f"alpha={alpha!r} ({parametrisation!r}) with this token_logit")
 
 
 def yarn(scale: Any) -> jax.Array:

@@ -459,3 +459,75 @@ def test_bounded_bad_input():
         D.bounded_weight_interval(4, np.inf)
     with pytest.raises(ValueError, match="n"):
         D.bounded_weight_interval(0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# input rules: NaN/inf rows give NaN; non-probability weights raise; beta > 0
+
+METRICS = {
+    "entropy": D.entropy, "normalized_entropy": D.normalized_entropy, "max_weight": D.max_weight,
+    "effective_support": D.effective_support,
+    "topk_mass": lambda p, **kw: D.topk_mass(p, 2, **kw),
+    "top_fraction_mass": lambda p, **kw: D.top_fraction_mass(p, 0.5, **kw),
+    "sorted_profile": lambda p, **kw: D.sorted_profile(p, **kw),  # rows = queries, no batch: one row each
+}
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_nonfinite_rows_give_nan_for_every_metric(name):
+    # the row [0.2, nan, 0.3, 0.5, 0] gave 1.0297 / 0.6398 / 0.0 for three metrics, NaN for two
+    p = np.array([[0.2, np.nan, 0.3, 0.5, 0.0], [0.2, np.inf, 0.3, 0.5, 0.0], [0.2, -np.inf, 0.3, 0.5, 0.0],
+                  [0.2, 0.1, 0.2, 0.5, 0.0]])
+    out = np.asarray(METRICS[name](p))
+    assert np.all(np.isnan(out[:3])) and np.all(np.isfinite(out[3])), out
+    # a NaN at a masked (invisible) position is ignored, as every masked entry
+    where = np.array([True, False, True, True, True])
+    out = np.asarray(METRICS[name](p[:1], where=where))
+    assert np.all(np.isfinite(out)), out
+    # the same under jit (run-time values: the rule does not depend on the eager check)
+    got = np.asarray(jax.jit(lambda x: METRICS[name](x))(jnp.asarray(p)))
+    assert np.all(np.isnan(got[:3])) and np.all(np.isfinite(got[3]))
+
+
+@pytest.mark.parametrize("name", METRICS)
+@pytest.mark.parametrize("bad, detail", [
+    ([[1.0, 1.0, 1.0]], r"sums to 3, smallest entry 1"),  # effective_support gave 1/3
+    ([[0.6, 0.6, -0.2]], r"sums to 1, smallest entry -0\.2"),
+    ([[2.0, 1.0, -3.0]], r"sums to 0, smallest entry -3"),  # logits
+])
+def test_non_probability_weights_raise_naming_the_argument(name, bad, detail):
+    arg = "P" if name == "sorted_profile" else "p"
+    with pytest.raises(ValueError, match=rf"^{arg} must hold probability vectors along axis -1 .*{detail}"):
+        METRICS[name](np.asarray(bad))
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_probability_check_uses_visible_entries_and_can_be_switched_off(name):
+    f = METRICS[name]
+    p = np.array([[0.6, 0.6, 0.6]])
+    f(p, where=np.array([True, False, False]))  # the visible part is a sub-probability vector
+    with pytest.raises(ValueError):
+        f(p, where=np.array([True, True, False]))
+    off = np.asarray(f(p, check_probability=False))
+    np.testing.assert_allclose(np.asarray(jax.jit(f)(jnp.asarray(p))), off, rtol=1e-15)  # traced: not checked
+    with pytest.raises(TypeError, match=r"^check_probability must be a bool"):
+        f(p / 3, check_probability=None)
+
+
+def test_effective_support_unchecked_value():
+    assert float(D.effective_support(np.ones(3), check_probability=False)) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("fn", [D.needle_probability, D.needle_entropy, D.needle_effective_support,
+                                D.needle_log_odds, lambda n, g, b: D.needle_topk_mass(n, g, b, 2)])
+@pytest.mark.parametrize("beta", [-1.0, 0.0, np.nan, -np.inf, [1.0, -0.5]])
+def test_needle_beta_must_be_positive(fn, beta):
+    with pytest.raises(ValueError, match=r"^beta must be finite and > 0 \(in \(0, inf\)\)"):
+        fn(10, 1.0, beta)
+    fn(10, 1.0, 0.5)  # and a positive one is fine
+
+
+def test_gaussian_tau_sign_is_immaterial():
+    # z and -z have the same law, so a negative tau is the same model (documented; not an error)
+    assert float(D.gaussian_expected_collision(8, -0.7)) == pytest.approx(float(D.gaussian_expected_collision(8, 0.7)),
+                                                                          rel=1e-10)

@@ -599,8 +599,10 @@ X3, W3 = np.eye(3), np.eye(3)
     (lambda: F.band_in_degree(8, 9), r"^k must be in \[1, 8\], got 9"),
     (lambda: F.block_in_degree(8, 0), r"^k must be in \[1, 8\], got 0"),
     (lambda: F.block_in_degree(8, 9), r"^k must be in \[1, 8\], got 9"),
-    (lambda: F.attention_weights(X3, W3, k=0), r"^k must be >= 1, got 0"),
-    (lambda: F.attention_weights(X3, W3, k=-2), r"^k must be >= 1, got -2"),
+    (lambda: F.attention_weights(X3, W3, k=0), r"^k must be in \[1, 3\], got 0"),
+    (lambda: F.attention_weights(X3, W3, k=-2), r"^k must be in \[1, 3\], got -2"),
+    (lambda: F.attention_weights(X3, W3, k=4), r"^k must be in \[1, 3\], got 4"),  # k > n: the one k rule
+    (lambda: F.local_stability(X3, W3, 4), r"^k must be in \[1, 3\], got 4"),
     (lambda: F.selection_flip_direction(X3, W3, 0), r"^k must be in \[1, 2\], got 0"),
     (lambda: F.selection_flip_direction(X3, W3, 3), r"^k must be in \[1, 2\], got 3"),  # k = n: nothing to flip
 ])

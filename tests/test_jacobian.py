@@ -35,6 +35,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import softmax_stability.jacobian as jac
+from softmax_stability import maps
 
 F64_TINY = np.finfo(np.float64).tiny
 F32_TINY = np.finfo(np.float32).tiny
@@ -884,3 +885,79 @@ def test_traced_alpha_and_bad_selected_raise():
 def test_docstring_examples_run():
     res = doctest.testmod(jac, optionflags=doctest.ELLIPSIS, verbose=False)
     assert res.attempted >= 12 and res.failed == 0
+
+
+# --------------------------------------------------------------------------------------
+# the probability check (check_probability): p must be what a normalising map returns
+
+P_FUNCS = {
+    "softmax_jacobian": jac.softmax_jacobian,
+    "topk_jacobian": lambda p, **kw: jac.topk_jacobian(p, np.ones(np.shape(p), bool), **kw),
+    "sparsemax_jacobian": jac.sparsemax_jacobian,
+    "entmax_jacobian": lambda p, **kw: jac.entmax_jacobian(p, 1.5, **kw),
+    "spectral_norm": jac.spectral_norm,
+    "eigenvalues": jac.eigenvalues,
+    "entmax_spectral_norm": lambda p, **kw: jac.entmax_spectral_norm(p, 1.5, **kw),
+    "entmax_spectral_bound": lambda p, **kw: jac.entmax_spectral_bound(p, 1.5, **kw),
+    "entmax_as_softmax": lambda p, **kw: jac.entmax_as_softmax(p, 1.5, **kw),
+    "sparsemax_spectral_norm": jac.sparsemax_spectral_norm,
+    "frobenius_norm": jac.frobenius_norm,
+    "one_norm": jac.one_norm,
+    "inf_to_one_norm": jac.inf_to_one_norm,
+}
+
+NOT_PROBABILITY = {  # the examples: each gave a plausible number (0.0, 0.5, 1.354 > 1/2)
+    "negative entry": ([1.5, -0.5], r"the row sums to 1, smallest entry -0\.5"),
+    "sum above 1": ([0.5, 0.5, 0.5], r"the row sums to 1\.5, smallest entry 0\.5"),
+    "logits": ([2.0, 1.0, 0.5, -3.0], r"the row sums to 0\.5, smallest entry -3"),
+    "one bad row of a batch": ([[0.5, 0.5], [0.7, 0.7]], r"row \(1,\) sums to 1\.4, smallest entry 0\.7 \(1 of 2 rows"),
+}
+
+
+@pytest.mark.parametrize("name", P_FUNCS)
+@pytest.mark.parametrize("case", NOT_PROBABILITY)
+def test_non_probability_p_raises_naming_p(name, case):
+    p, detail = NOT_PROBABILITY[case]
+    with pytest.raises(ValueError, match=r"^p must hold probability vectors along axis -1 \(entries >= 0 summing to "
+                                         r"at most 1, tolerance .*\); " + detail):
+        P_FUNCS[name](np.asarray(p))
+
+
+@pytest.mark.parametrize("name", P_FUNCS)
+def test_probability_check_accepts_the_domain(name):
+    # map outputs (float32 rounding), a one-hot, a fully masked (all-zero) row, a sub-stochastic row,
+    # an entry a rounding below 0; a NaN row is not an error but gives NaN (the documented result)
+    z = np.random.default_rng(4).normal(size=(3, 6)) * 3
+    rows = np.concatenate([np.asarray(maps.softmax(z.astype(np.float32)), np.float64),
+                           [[0, 1, 0, 0, 0, 0], [0] * 6, [0.3, 0.2, 0.1, 0, 0, 0], [0.5, 0.5, -1e-17, 0, 0, 0],
+                            [0.5, np.nan, 0.5, 0, 0, 0]]])
+    out = P_FUNCS[name](rows)
+    for v in jax.tree_util.tree_leaves(out):
+        v = np.asarray(v)
+        assert np.all(np.isfinite(v[:-1])) and np.all(np.isnan(v[-1])), name
+    for dtype in (np.float32, np.float16):
+        P_FUNCS[name](np.asarray(maps.softmax(z.astype(dtype))))  # each dtype's own rounding passes
+
+
+def test_probability_check_can_be_switched_off_and_is_skipped_when_traced():
+    p = np.array([1.5, -0.5])
+    # the formula's value for p outside the domain: the largest eigenvalue of diag(p) - p p^T (0 here,
+    # its spectral norm is 1.5), documented
+    assert float(jac.spectral_norm(p, check_probability=False)) == 0.0
+    assert float(jax.jit(jac.spectral_norm)(jnp.asarray(p))) == 0.0  # traced: not checked (documented)
+    np.testing.assert_allclose(np.asarray(jax.vmap(jac.frobenius_norm)(jnp.asarray(p)[None])),
+                               np.asarray(jac.frobenius_norm(p[None], check_probability=False)), rtol=1e-15)
+    g = jax.grad(lambda q: jac.frobenius_norm(q))(jnp.asarray(p))
+    assert np.all(np.isfinite(np.asarray(g)))
+    for f in P_FUNCS.values():
+        assert jax.tree_util.tree_leaves(f(p, check_probability=False))
+        with pytest.raises(TypeError, match=r"^check_probability must be a bool"):
+            f(np.array([0.5, 0.5]), check_probability="no")
+
+
+def test_topk_jacobian_checks_only_the_selected_entries():
+    p = np.array([0.75, 0.25, 0.5])  # 0.5 is round-off outside S (selected zeroes it): not checked
+    sel = np.array([True, True, False])
+    np.testing.assert_allclose(jac.topk_jacobian(p, sel), jac.softmax_jacobian(p * sel), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"^p must hold probability vectors.*sums to 1\.25"):
+        jac.topk_jacobian(np.array([0.75, 0.5, 0.0]), sel)

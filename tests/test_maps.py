@@ -312,11 +312,12 @@ def test_entmax_tends_to_softmax_as_alpha_to_one(Z):
     np.testing.assert_allclose(got, ref, rtol=2 * bound, atol=1e-15)
 
 
-def test_topk_with_k_at_least_n_is_softmax(Z):
-    for k in (N, N + 3):
-        np.testing.assert_array_equal(
-            np.asarray(maps.topk_softmax(Z, k, beta=0.7)), np.asarray(maps.softmax(Z, beta=0.7))
-        )
+def test_topk_with_k_equal_n_is_softmax_and_k_above_n_raises(Z):
+    np.testing.assert_array_equal(
+        np.asarray(maps.topk_softmax(Z, N, beta=0.7)), np.asarray(maps.softmax(Z, beta=0.7))
+    )
+    with pytest.raises(ValueError, match=rf"^k must be in \[1, {N}\], got {N + 3}"):  # the library's one k rule
+        maps.topk_softmax(Z, N + 3)
 
 
 def test_topk_softmax_equals_masked_softmax_on_topk_mask(Z):
@@ -649,12 +650,15 @@ def _raises(exc, match, fn, *args, **kwargs):
 def test_topk_bad_k(k, exc):
     # a real number that is not an int is out of the allowed set (ValueError); non-numbers and
     # bools are the wrong type (TypeError)
-    _raises(exc, r"\bk\b.*>= 1", maps.topk_softmax, np.ones(4), k)
+    _raises(exc, r"\bk\b.*in \[1, 4\]", maps.topk_softmax, np.ones(4), k)
 
 
 def test_topk_bad_k_names_range():
-    _raises(ValueError, r"k must be >= 1, got 0", maps.topk_softmax, np.ones(4), 0)
-    _raises(ValueError, r"k must be an integer >= 1, got 2\.5", maps.topk_softmax, np.ones(4), 2.5)
+    _raises(ValueError, r"k must be in \[1, 4\], got 0", maps.topk_softmax, np.ones(4), 0)
+    _raises(ValueError, r"k must be an integer in \[1, 4\], got 2\.5", maps.topk_softmax, np.ones(4), 2.5)
+    _raises(ValueError, r"k must be in \[1, 4\], got 5", maps.topk_softmax, np.ones(4), 5)  # k > n
+    _raises(ValueError, r"k must be in \[1, 3\], got 4", maps.topk_softmax, np.ones((2, 3)), 4)
+    _raises(ValueError, r"k must be in \[1, 2\], got 3", maps.topk_softmax, np.ones((2, 3)), 3, axis=0)
 
 
 @pytest.mark.parametrize("beta,exc", [(0.0, ValueError), (-1.0, ValueError), (np.inf, ValueError),
@@ -663,6 +667,25 @@ def test_bad_beta(beta, exc):
     match = r"beta must be finite and > 0 \(in \(0, inf\)\)" if exc is ValueError else "beta"
     _raises(exc, match, maps.softmax, np.ones(4), beta=beta)
     _raises(exc, match, maps.topk_softmax, np.ones(4), 2, beta=beta)
+
+
+def test_traced_beta_is_not_checked_and_checkify_catches_it():
+    # documented: a traced negative beta cannot be checked before run time and reverses the map
+    z = jnp.array([0.0, 1.0, 3.0])
+    got = jax.jit(lambda x, b: maps.softmax(x, beta=b))(z, -1.0)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(maps.softmax(-z)), rtol=1e-15)
+    from jax.experimental import checkify
+
+    def checked(x, b):  # the run-time check of the softmax docstring
+        checkify.check(jnp.all(b > 0), "beta must be > 0, got {b}", b=b)
+        return maps.topk_softmax(x, 2, beta=b)
+
+    f = jax.jit(checkify.checkify(checked))
+    err, _ = f(z, -1.0)
+    assert err.get().startswith("beta must be > 0, got -1.0")
+    err, p = f(z, 2.0)
+    assert err.get() is None
+    np.testing.assert_allclose(np.asarray(p), np.asarray(maps.topk_softmax(z, 2, beta=2.0)), rtol=1e-15)
 
 
 def test_beta_bad_shape():

@@ -182,9 +182,11 @@ def test_topk_mask_agrees_with_lax_top_k_indices():
     np.testing.assert_array_equal(np.asarray(topk_mask(z, 3)), ref)
 
 
-def test_topk_mask_k_at_least_n_and_batched():
+def test_topk_mask_k_equal_n_and_batched():
     z = np.random.default_rng(2).normal(size=(2, 3, 5))
-    assert np.asarray(topk_mask(z, 5)).all() and np.asarray(topk_mask(z, 9)).all()
+    assert np.asarray(topk_mask(z, 5)).all()
+    with pytest.raises(ValueError, match=r"^k must be in \[1, 5\], got 9"):  # k > n: the library's one k rule
+        topk_mask(z, 9)
     m = np.asarray(topk_mask(z, 2))
     assert m.shape == z.shape and m.dtype == np.bool_
     np.testing.assert_array_equal(m, stable_topk_mask(z, 2))
@@ -253,7 +255,7 @@ def test_k_error_names_allowed_range():
         block_mask(0, 1)
     with pytest.raises(ValueError, match=r"k must be an integer in \[1, 4\], got 2\.5"):
         band_mask(4, 2.5)
-    with pytest.raises(ValueError, match=r"k must be an integer >= 1, got 1\.5"):
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, 4\], got 1\.5"):
         topk_mask(np.ones(4), 1.5)
 
 

@@ -203,3 +203,44 @@ def test_exact_gelu_value_and_derivatives_against_mpmath():
     for xx, eps in ((x32, 2.0**-23), (x, 2.0**-52)):
         diff = np.abs(np.asarray(T.gelu(xx), float) - np.asarray(jax.nn.gelu(xx, approximate=False), float))
         assert np.all(diff <= 4 * eps * np.maximum(np.abs(xs), 1.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# temperatures and scales must be positive (a negative inverse temperature reverses softmax)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda v: T.ssmax(1024, v), "s"),  # the issue: ssmax(n, -0.43) returned -2.98
+    (lambda v: T.constant(4, v), "tau"),
+    (lambda v: T.schedule("ssmax", s=v)(16), "s"),
+    (lambda v: T.schedule("constant", tau=v)(16), "tau"),
+    (lambda v: T.yarn(v), "scale"),
+    (lambda v: T.yarn_schedule(16, v), "train_length"),
+])
+@pytest.mark.parametrize("value", [-0.43, 0.0, np.nan, -np.inf, [1.0, -1.0]])
+def test_non_positive_temperature_parameters_raise(call, name, value):
+    with pytest.raises(ValueError, match=rf"^{name} must be finite and > 0"):
+        call(value)
+
+
+def test_linear_gain_that_makes_the_temperature_negative_raises_naming_alpha():
+    n = np.array([1.0, 10.0, 1000.0])
+    with pytest.raises(ValueError, match=r"^alpha=-0\.5 with parametrisation='linear' gives a negative inverse "
+                                         r"temperature -2\.45388 \(at n = 1000\).*alpha >= -1/ln\(max n\)"):
+        T.position_temperature(n, -0.5, "linear")
+    with pytest.raises(ValueError, match=r"^alpha=-0\.5 .*negative inverse temperature"):
+        T.ssa_temperature(n, -0.5, parametrisation="linear")
+    with pytest.raises(ValueError, match=r"^alpha=-0\.1 \('linear'\) with this token_logit gives a negative"):
+        T.ssa_temperature(n, -0.1, np.full(3, -5.0), parametrisation="linear")
+    # allowed: a small negative gain that keeps tau > 0 on the given n, and tau = 0 exactly
+    # (log_n_scaling(1) = 0 too: at n = 1 the single key gets weight 1 at any temperature)
+    assert np.all(np.asarray(T.position_temperature(n, -0.1, "linear")) > 0)
+    assert float(T.position_temperature(np.e, -1.0, "linear")) == pytest.approx(0.0, abs=1e-15)
+    assert float(T.log_n_scaling(1)) == 0.0 and float(T.ssmax(1, 0.5)) == 0.0
+
+
+def test_traced_negative_parameters_are_not_checked():
+    # documented: under jit the values are not known before run time; a negative one is computed as is
+    assert float(jax.jit(T.ssmax)(1024.0, -0.43)) == pytest.approx(-0.43 * math.log(1024))
+    out = jax.jit(lambda a: T.position_temperature(jnp.array([1.0, 100.0]), a, "linear"))(-1.0)
+    np.testing.assert_allclose(np.asarray(out), [1.0, 1 - math.log(100)], rtol=1e-15)
