@@ -1096,7 +1096,8 @@ def ssa_temperatures(params: Mapping[str, Any], x: Any, *, config: SSAConfig, n_
             alpha = jnp.asarray(t["alpha"]).astype(jnp.promote_types(x3.dtype, jnp.float32))
             tau = temperature.ssa_temperature(n, alpha, logit, parametrisation=config.parametrisation)
         else:
-            tau = 1.0 + temperature.token_temperature(logit)
+            # 1 + tanh f as 2 sigmoid(2f): the same function, without rounding to 0 for f <= -19.1
+            tau = 2.0 * jax.nn.sigmoid(2.0 * logit)
         out[site] = jnp.broadcast_to(tau, x3.shape[:2] + (config.num_heads,))
     return out
 

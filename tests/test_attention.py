@@ -613,3 +613,21 @@ def test_gpu_smoke():
         pytest.skip("CUDA plugin installed but no GPU visible")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "gpu smoke ok" in res.stdout
+
+
+def test_token_only_temperature_stays_positive_where_tanh_rounds_to_minus_one():
+    # tau = 1 + tanh f is evaluated as 2 sigmoid(2f): equal for moderate f, and still > 0 at
+    # f = -30, where 1 + tanh(-30) is exactly 0 in float64
+    from softmax_stability.attention import SSAConfig, init_ssa_params, ssa_temperatures
+
+    cfg = SSAConfig(d_model=4, num_heads=1, position=False, token=True, weight_sharing=False)
+    params = init_ssa_params(jax.random.PRNGKey(0), cfg, dtype=jnp.float64)
+    t = params["temperature"]["query"]
+    x = jnp.ones((1, 3, 4), jnp.float64)
+    for f, expect in ((0.7, 1 + np.tanh(0.7)), (-30.0, 2 / (1 + np.exp(60.0)))):
+        # a token MLP whose output is exactly f for every token
+        t.update(w1=jnp.zeros_like(t["w1"]), b1=jnp.ones_like(t["b1"]),
+                 u=jnp.full_like(t["u"], f / (t["u"].shape[0] * float(jax.nn.gelu(1.0, approximate=False)))))
+        tau = ssa_temperatures(params, x, config=cfg, n_query=jnp.arange(1, 4), n_key=jnp.arange(1, 4))["query"]
+        np.testing.assert_allclose(np.asarray(tau), expect, rtol=1e-12)
+        assert np.all(np.asarray(tau) > 0)
