@@ -139,6 +139,11 @@ def test_verify_with_mutants_attaches_the_score_and_lists_survivors(monkeypatch)
     assert r.verdict == "pass"
     assert [m["name"] for m in r.mutants] == ["bound x 1.005", "bound x 0.98", "bound x 1.02"]
     assert r.mutants_killed == 2 and r.to_json()["mutants_total"] == 3
+    # the mutants shared the claim's measured values; each verdict equals a verification from scratch
+    for m in r.mutants:
+        alone = verify_mutant(claim, m["name"])
+        assert (m["verdict"], m["killed"]) == (alone.verdict, alone.killed)
+        assert m["max_ratio"] == pytest.approx(alone.max_ratio, rel=1e-12)
     table = format_table([r])
     assert "2/3" in table and "mutants killed 2/3" in table
     assert "surviving mutants" in table and "bound x 1.005" in table

@@ -20,6 +20,7 @@ mutant is killed when the verifier does not pass it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -35,7 +36,8 @@ import numpy as np
 
 from softmax_stability.claims._registry import Claim, Mutant, RatioFn, all_claims, get
 
-__all__ = ["ClaimResult", "MutantResult", "verify_claim", "verify_mutant", "verify", "claim_mutants",
+__all__ = ["ClaimResult", "MutantResult", "verify_claim", "verify_mutant", "verify_claim_and_mutants",
+           "verify", "claim_mutants",
            "oriented_ratio", "default_verify_workers", "format_table", "shard_batch", "load_proof_status",
            "CONSTANT_STEP", "IDENTITY_PERTURBATION"]
 
@@ -173,16 +175,36 @@ def oriented_ratio(claim: Claim) -> RatioFn:
     return ratio
 
 
-def _evaluate(claim: Claim, batches: Iterable[dict[str, Any]]):
+def _fingerprint(batch: dict[str, Any]) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for k in sorted(batch):
+        x = np.asarray(_to_host(batch[k]))
+        h.update(f"{k}:{x.dtype}:{x.shape};".encode())
+        h.update(np.ascontiguousarray(x).tobytes())
+    return h.digest()
+
+
+def _evaluate(claim: Claim, batches: Iterable[dict[str, Any]], memo: dict[bytes, np.ndarray] | None = None):
+    """(batch, bound, measure) per batch. ``memo`` maps a batch's fingerprint to its measured values:
+    a mutant (same measure, other bound) verified after its claim re-measures only the instances
+    its own searches found, and compiles only its bound for the rest."""
+    opts = verifier_compiler_options()
     # bound and measure in one program: half the compilations, which dominate on CPU
     both = jax.jit(jax.vmap(lambda prm: (jnp.asarray(claim.bound(prm)), jnp.asarray(claim.measure(prm)))),
-                   compiler_options=verifier_compiler_options())
+                   compiler_options=opts)
+    bound_only = jax.jit(jax.vmap(lambda prm: jnp.asarray(claim.bound(prm))), compiler_options=opts)
     out = []
     for batch in batches:
         batch = shard_batch({k: jnp.asarray(v) for k, v in batch.items()})
-        b, m = both(batch)
+        fp = _fingerprint(batch) if memo is not None else None
+        if fp is not None and fp in memo:
+            b, m = bound_only(batch), memo[fp]
+        else:
+            b, m = both(batch)
         b = _to_host(b).astype(np.float64).reshape(-1)
         m = _to_host(m).astype(np.float64).reshape(-1)
+        if fp is not None:
+            memo[fp] = m
         if b.shape != m.shape:
             raise ValueError(f"bound and measure shapes differ: {b.shape} vs {m.shape}")
         out.append((batch, b, m))
@@ -251,7 +273,8 @@ def _error_result(claim: Claim, pstatus: str, seconds: float, error: str) -> Cla
 
 
 def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
-                 proof_status: dict[str, str] | None = None) -> ClaimResult:
+                 proof_status: dict[str, str] | None = None,
+                 _memo: dict[bytes, np.ndarray] | None = None) -> ClaimResult:
     """Evaluate one claim, in float64 whatever the caller's ``jax_enable_x64`` (the setting is
     restored afterwards). Never raises for a claim's own failure: the result says ERROR.
 
@@ -261,23 +284,25 @@ def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
     adversary nor the regimes run, and sharpness is not judged (``sharp_reached=None``).
     """
     with jax.enable_x64(True):
-        return _verify_claim_x64(claim, seed=seed, adversary=adversary, proof_status=proof_status)
+        return _verify_claim_x64(claim, seed=seed, adversary=adversary, proof_status=proof_status,
+                                 memo=_memo)
 
 
 def _verify_claim_x64(claim: Claim, *, seed: int, adversary: bool,
-                      proof_status: dict[str, str] | None) -> ClaimResult:
+                      proof_status: dict[str, str] | None, memo=None) -> ClaimResult:
     t0 = time.perf_counter()
     key = _claim_key(seed, claim.id)
     k_sample, k_adv, k_reg = jax.random.split(key, 3)
     pstatus = _proof_status_of(claim, proof_status)
     try:
         ratio_fn = oriented_ratio(claim)
-        rand = _evaluate(claim, claim.sample(k_sample))
-        adv = _evaluate(claim, claim.adversary(k_adv, ratio_fn)) if (adversary and claim.adversary) else []
+        rand = _evaluate(claim, claim.sample(k_sample), memo)
+        adv = _evaluate(claim, claim.adversary(k_adv, ratio_fn), memo) if (adversary and claim.adversary) else []
         reg = []
         if adversary and claim.sharp:
             for i, regime in enumerate(claim.tight_regimes):
-                reg.append((regime, _evaluate(claim, regime.instances(jax.random.fold_in(k_reg, i), ratio_fn))))
+                reg.append((regime, _evaluate(claim, regime.instances(jax.random.fold_in(k_reg, i), ratio_fn),
+                                              memo)))
         ratios, excesses, worst = [], [], (-np.inf, None)
         for batch, b, m in rand + adv + [t for _, ev in reg for t in ev]:
             r, e = _ratios_and_violations(claim, b, m)
@@ -359,14 +384,15 @@ def _mutant_by_name(claim: Claim, name: str) -> Mutant:
     raise KeyError(f"claim {claim.id} has no mutant {name!r}")
 
 
-def verify_mutant(claim: Claim, mutant: Mutant | str, *, seed: int = 0) -> MutantResult:
+def verify_mutant(claim: Claim, mutant: Mutant | str, *, seed: int = 0,
+                  _memo: dict[bytes, np.ndarray] | None = None) -> MutantResult:
     """Verify ``claim`` with its bound replaced by ``mutant.bound`` (same instances, same seed; the
     adversary and the regimes search the mutated ratio). Killed when the verdict is VIOLATED or
     NOT SHARP; a surviving mutant's ``reason`` says what the verifier saw."""
     if isinstance(mutant, str):
         mutant = _mutant_by_name(claim, mutant)
     mutated = dataclasses.replace(claim, bound=mutant.bound, mutants=())
-    r = verify_claim(mutated, seed=seed, adversary=True)
+    r = verify_claim(mutated, seed=seed, adversary=True, _memo=_memo)
     killed = r.verdict in ("VIOLATED", "NOT SHARP")
     if killed:
         how = (f"{r.violations} instance(s) beyond tolerance, max ratio {r.max_ratio:.6g}"
@@ -415,29 +441,32 @@ def _start_and_run(fn: Callable[..., ClaimResult], claim_id: str, *args) -> Clai
     return fn(claim_id, *args)
 
 
-_MUTANT_SEP = "::"  # a task id "CLAIM::MUTANT" is one mutant of a claim (claim ids never hold "::")
+def verify_claim_and_mutants(claim: Claim, *, seed: int = 0,
+                             proof_status: dict[str, str] | None = None) -> ClaimResult:
+    """:func:`verify_claim`, then every mutant of the claim (:func:`claim_mutants`) on the same
+    seed, their results in the claim's ``mutants``. The mutants share the claim's measured values
+    wherever they meet the same instances (the random ones, constructed regimes): only a mutant's
+    bound, and the instances its own searches find, are computed anew."""
+    memo: dict[bytes, np.ndarray] = {}
+    r = verify_claim(claim, seed=seed, adversary=True, proof_status=proof_status, _memo=memo)
+    r.mutants = [verify_mutant(claim, m, seed=seed, _memo=memo).to_json() for m in claim_mutants(claim)]
+    return r
 
 
-@dataclasses.dataclass(frozen=True)
-class _MutantTask:
-    id: str  # "CLAIM::MUTANT", so the worker pool treats it like a claim
-
-
-def _run_task(task_id: str, seed: int, adversary: bool,
-              proof_status: dict[str, str] | None) -> ClaimResult | MutantResult:
-    if _MUTANT_SEP in task_id:
-        claim_id, name = task_id.split(_MUTANT_SEP, 1)
-        return verify_mutant(get(claim_id), name, seed=seed)
-    return verify_claim(get(task_id), seed=seed, adversary=adversary, proof_status=proof_status)
+def _run_task(claim_id: str, seed: int, adversary: bool, proof_status: dict[str, str] | None,
+              mutants: bool = False) -> ClaimResult:
+    if mutants:
+        return verify_claim_and_mutants(get(claim_id), seed=seed, proof_status=proof_status)
+    return verify_claim(get(claim_id), seed=seed, adversary=adversary, proof_status=proof_status)
 
 
 def _verify_one_in_worker(claim_id: str, seed: int, adversary: bool,
-                          proof_status: dict[str, str] | None) -> ClaimResult | MutantResult:
-    """One claim (or one mutant, ``"CLAIM::MUTANT"``) in a worker process (module level so that
+                          proof_status: dict[str, str] | None, mutants: bool = False) -> ClaimResult:
+    """One claim (and, with ``mutants``, all its mutants) in a worker process (module level so that
     ``spawn`` can pickle it)."""
     import softmax_stability.claims  # noqa: F401  (registers every family)
 
-    return _run_task(claim_id, seed, adversary, proof_status)
+    return _run_task(claim_id, seed, adversary, proof_status, mutants)
 
 
 def default_verify_workers(n_claims: int) -> int:
@@ -454,13 +483,14 @@ def default_verify_workers(n_claims: int) -> int:
 
 def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool = True,
            proof_status: dict[str, str] | None = None, progress: bool = True,
-           workers: int | None = None, stall_timeout: float = 300.0,
+           workers: int | None = None, stall_timeout: float = 900.0,
            mutants: bool = False) -> list[ClaimResult]:
     """Verify the claims with the given ids (all registered claims by default), in float64.
 
-    With ``mutants=True`` every mutant of every claim (:func:`claim_mutants`) is verified too, each
-    as a task of its own, and its :class:`MutantResult` lands in the claim's ``mutants`` list
-    (``mutants_killed`` of ``len(mutants)``).
+    With ``mutants=True`` every mutant of every claim (:func:`claim_mutants`) is verified too, in the
+    claim's own task (:func:`verify_claim_and_mutants`, so measured values are shared), and its
+    :class:`MutantResult` lands in the claim's ``mutants`` list (``mutants_killed`` of
+    ``len(mutants)``). ``stall_timeout`` then bounds a claim together with its mutants.
 
     Claims run in ``workers`` separate processes (default :func:`default_verify_workers`; ``1``
     runs them in order in this process). Each claim draws from its own key, so the results do not
@@ -483,60 +513,46 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
     import softmax_stability.claims  # noqa: F401  (registers every family)
 
     claims = [get(i) for i in ids] if ids else all_claims()
-    tasks: list[Any] = list(claims)
-    if mutants:
-        tasks += [_MutantTask(f"{c.id}{_MUTANT_SEP}{m.name}") for c in claims for m in claim_mutants(c)]
+    if mutants and not adversary:
+        raise ValueError("mutants=True needs adversary=True: mutants are judged on the searches and regimes")
     if workers is None:
-        workers = default_verify_workers(len(tasks))
+        workers = default_verify_workers(len(claims))
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(tasks), desc="verify", unit="claim" if not mutants else "task", leave=False)
+        # disable=None: no bar when stderr is not a terminal (a log file gets no carriage returns)
+        bar = tqdm(total=len(claims), desc="verify" + (" --mutants" if mutants else ""), unit="claim",
+                   leave=False, disable=None)
 
-    def done(r):
+    def done(r: ClaimResult) -> ClaimResult:
         if bar is not None:
-            bar.set_postfix_str(r.id if isinstance(r, ClaimResult) else f"{r.claim} [{r.name}]")
+            bar.set_postfix_str(r.id)
             bar.update(1)
         return r
 
-    def key_of(r) -> str:
-        return r.id if isinstance(r, ClaimResult) else f"{r.claim}{_MUTANT_SEP}{r.name}"
-
     try:
-        if workers == 1 or len(tasks) <= 1:
-            by_id = {t.id: done(_run_task(t.id, seed, adversary, proof_status)) for t in tasks}
-        else:
-            if not (isinstance(stall_timeout, (int, float)) and stall_timeout > 0):
-                raise ValueError(f"stall_timeout must be a number of seconds > 0, got {stall_timeout!r}")
-            by_id = {}
-            pending = list(tasks)
-            for attempt in (1, 2):
-                pending, why = _run_in_workers(pending, min(workers, len(pending)),
-                                               (seed, adversary, proof_status), stall_timeout,
-                                               lambda r: by_id.__setitem__(key_of(r), done(r)))
-                if not pending:
-                    break
-                warnings.warn(f"verify: {why}; killed the workers (attempt {attempt}) with "
-                              f"{', '.join(c.id for c in pending)} unfinished"
-                              + ("; rerunning them" if attempt == 1 else ""), RuntimeWarning, stacklevel=2)
-            for t in pending:
-                reason = f"stalled: no result within {stall_timeout:g} s, twice"
-                if isinstance(t, _MutantTask):
-                    cid, name = t.id.split(_MUTANT_SEP, 1)
-                    m = _mutant_by_name(get(cid), name)
-                    by_id[t.id] = done(MutantResult(cid, name, m.change, "ERROR", False, math.nan, [],
-                                                    f"ERROR: {reason}", 2 * stall_timeout))
-                else:
-                    by_id[t.id] = done(_error_result(t, _proof_status_of(t, proof_status),
-                                                     2 * stall_timeout, reason))
-        results = [by_id[c.id] for c in claims]
-        for r in results:
-            r.mutants = [by_id[t.id].to_json() for t in tasks
-                         if isinstance(t, _MutantTask) and t.id.split(_MUTANT_SEP, 1)[0] == r.id]
-        return results
+        if workers == 1 or len(claims) <= 1:
+            return [done(_run_task(c.id, seed, adversary, proof_status, mutants)) for c in claims]
+        if not (isinstance(stall_timeout, (int, float)) and stall_timeout > 0):
+            raise ValueError(f"stall_timeout must be a number of seconds > 0, got {stall_timeout!r}")
+        by_id: dict[str, ClaimResult] = {}
+        pending = list(claims)
+        for attempt in (1, 2):
+            pending, why = _run_in_workers(pending, min(workers, len(pending)),
+                                           (seed, adversary, proof_status, mutants), stall_timeout,
+                                           lambda r: by_id.__setitem__(r.id, done(r)))
+            if not pending:
+                break
+            warnings.warn(f"verify: {why}; killed the workers (attempt {attempt}) with "
+                          f"{', '.join(c.id for c in pending)} unfinished"
+                          + ("; rerunning them" if attempt == 1 else ""), RuntimeWarning, stacklevel=2)
+        for c in pending:
+            by_id[c.id] = done(_error_result(c, _proof_status_of(c, proof_status), 2 * stall_timeout,
+                                             f"stalled: no result within {stall_timeout:g} s, twice"))
+        return [by_id[c.id] for c in claims]
     finally:
         if bar is not None:
             bar.close()
