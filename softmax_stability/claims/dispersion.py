@@ -139,7 +139,8 @@ register(Claim(
     id="D1-dispersion-entry-bounds",
     family="dispersion",
     statement=r"p_j \le e^{\delta}/n,\quad \delta = \max_i z_i - \min_i z_i"
-              r"\quad(\text{tight as } n\to\infty \text{ at fixed } \delta\text{; at fixed } n \text{ only at } \delta=0)",
+              r"\quad(\text{tight as } n\to\infty \text{ at fixed } \delta"
+              r"\text{; at fixed } n \text{ only at } \delta=0)",
     source="derived here (semantic_focus.md O1; the mechanism behind SF's e^{delta} constants)",
     kind="upper",
     bound=_entry_bound(1),
@@ -162,7 +163,8 @@ register(Claim(
     id="D1b-dispersion-entry-lower",
     family="dispersion",
     statement=r"p_j \ge e^{-\delta}/n"
-              r"\quad(\text{tight as } n\to\infty \text{ at fixed } \delta\text{; at fixed } n \text{ only at } \delta=0)",
+              r"\quad(\text{tight as } n\to\infty \text{ at fixed } \delta"
+              r"\text{; at fixed } n \text{ only at } \delta=0)",
     source="derived here (semantic_focus.md O1)",
     kind="lower",
     bound=_entry_bound(0),
