@@ -1,0 +1,78 @@
+"""Claims with power, dilution family: each claim passes and every one of its mutants is killed.
+
+A mutant is an altered bound (``claim_mutants``: the claim's structural mutants and the verifier's
+automatic x0.98 / x1.02); killed means the verifier rejects it (VIOLATED, or NOT SHARP in a tight
+regime), so each test is a check that the claim could fail.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+from softmax_stability.claims import get
+from softmax_stability.claims._verify import claim_mutants, verify_claim, verify_mutant
+
+IDS = ("DL1-needle-limit", "DL1b-ssmax-needle-limit", "DL1c-needle-direct-softmax", "DL2-gaussian-entropy",
+       "DL2b-gaussian-entropy-exact", "DL3-bounded-logits")
+CASES = [(cid, m.name) for cid in IDS for m in claim_mutants(get(cid))]
+
+
+@pytest.mark.parametrize("claim_id", IDS)
+def test_claim_passes(claim_id):
+    r = verify_claim(get(claim_id))
+    assert r.verdict == "pass", (r.verdict, r.error, r.max_ratio, r.worst_instance)
+    claim = get(claim_id)
+    if claim.sharp:
+        assert len(r.regimes) == len(claim.tight_regimes) >= 1
+        assert all(g["reached"] for g in r.regimes), r.regimes
+
+
+def test_every_claim_has_two_mutants():
+    for cid in IDS:
+        assert len(claim_mutants(get(cid))) >= 2, cid
+
+
+@pytest.mark.parametrize(("claim_id", "mutant"), CASES)
+def test_mutant_is_killed(claim_id, mutant):
+    r = verify_mutant(get(claim_id), mutant)
+    assert r.killed, r.reason
+
+
+def test_dl1_passes_from_a_fresh_float32_session():
+    """verify_claim runs in float64 whatever the caller's setting: DL1 (to n = 2^40) once reported
+    VIOLATED (ratio 1.0000019) when called from a float32 session. A fresh interpreter, x64 off, must
+    see it pass and find x64 still off afterwards."""
+    code = (
+        "import json, jax\n"
+        "before = bool(jax.config.jax_enable_x64)\n"
+        "from softmax_stability.claims import get\n"
+        "from softmax_stability.claims._verify import verify_claim\n"
+        "r = verify_claim(get('DL1-needle-limit'))\n"
+        "print(json.dumps({'before': before, 'after': bool(jax.config.jax_enable_x64),\n"
+        "                  'verdict': r.verdict, 'max_ratio': r.max_ratio, 'violations': r.violations}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["before"] is False and res["after"] is False, res
+    assert res["verdict"] == "pass" and res["violations"] == 0, res
+    assert res["max_ratio"] <= 1 + 1e-10, res
+
+
+def test_dl1_passes_with_x64_switched_off_in_process():
+    """The same in this process: x64 off around the call, restored by verify_claim to off."""
+    jax.config.update("jax_enable_x64", False)
+    try:
+        r = verify_claim(get("DL1-needle-limit"))
+        assert jax.config.jax_enable_x64 is False
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    assert r.verdict == "pass" and r.violations == 0, (r.verdict, r.max_ratio, r.worst_instance)
