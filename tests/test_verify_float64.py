@@ -1,9 +1,5 @@
-"""Claims with power, dilution family: each claim passes and every one of its mutants is killed.
-
-A mutant is an altered bound (``claim_mutants``: the claim's structural mutants and the verifier's
-automatic x0.98 / x1.02); killed means the verifier rejects it (VIOLATED, or NOT SHARP in a tight
-regime), so each test is a check that the claim could fail.
-"""
+"""verify_claim runs in float64 whatever the caller's setting (DL1 once reported VIOLATED, ratio
+1.0000019, when called from a float32 session)."""
 
 import json
 import os
@@ -12,35 +8,9 @@ import sys
 from pathlib import Path
 
 import jax
-import pytest
 
 from softmax_stability.claims import get
-from softmax_stability.claims._verify import claim_mutants, verify_claim, verify_mutant
-
-IDS = ("DL1-needle-limit", "DL1b-ssmax-needle-limit", "DL1c-needle-direct-softmax", "DL2-gaussian-entropy",
-       "DL2b-gaussian-entropy-exact", "DL3-bounded-logits")
-CASES = [(cid, m.name) for cid in IDS for m in claim_mutants(get(cid))]
-
-
-@pytest.mark.parametrize("claim_id", IDS)
-def test_claim_passes(claim_id):
-    r = verify_claim(get(claim_id))
-    assert r.verdict == "pass", (r.verdict, r.error, r.max_ratio, r.worst_instance)
-    claim = get(claim_id)
-    if claim.sharp:
-        assert len(r.regimes) == len(claim.tight_regimes) >= 1
-        assert all(g["reached"] for g in r.regimes), r.regimes
-
-
-def test_every_claim_has_two_mutants():
-    for cid in IDS:
-        assert len(claim_mutants(get(cid))) >= 2, cid
-
-
-@pytest.mark.parametrize(("claim_id", "mutant"), CASES)
-def test_mutant_is_killed(claim_id, mutant):
-    r = verify_mutant(get(claim_id), mutant)
-    assert r.killed, r.reason
+from softmax_stability.claims._verify import verify_claim
 
 
 def test_dl1_passes_from_a_fresh_float32_session():
@@ -59,7 +29,7 @@ def test_dl1_passes_from_a_fresh_float32_session():
     env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1800)  # hang guard
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["before"] is False and res["after"] is False, res
