@@ -18,7 +18,7 @@ mark :math:`c = \\sigma(0) = 0.5` (the SSA reproductions' initialisation, [3P], 
 it is log-n scaling :math:`\\ln n`, :func:`~softmax_stability.temperature.log_n_scaling`; in the
 :math:`a = 1` row it is :math:`1 + \\ln n`).
 
-This is a derived surrogate (ssa.md §2.2, anchors.md §4.4), a small-scale library reconstruction,
+This is a derived surrogate (docs/notes/selective_attention.md §2.2, docs/notes/field.md §4.4), a small-scale library reconstruction,
 not a figure of the SSA paper: the paper's dilution theorem, its logit model and its learned
 temperatures were not recovered.
 """
@@ -64,7 +64,7 @@ def needle_maps(gaps: np.ndarray, cs: np.ndarray) -> dict:
                 "retrieval (p -> 1); top a = 1 (SSA-style 1 + c ln n), bottom a = 0 (SSMax c ln n). "
                 "A derived library surrogate, not a figure of the SSA paper.",
         source="library figure (softmax_stability.dilution.needle_probability_scheduled; "
-               "surrogate for SSA §4, ssa.md §2.2; SSMax threshold, anchors.md §4.4)")
+               "surrogate for SSA §4, docs/notes/selective_attention.md §2.2; SSMax threshold, docs/notes/field.md §4.4)")
 def make(ctx: FigureContext) -> None:
     import jax
 

@@ -3,7 +3,7 @@
 A small-scale, theory-first reconstruction (not a figure of the SSA paper): the SSA paper argues
 that softmax rows flatten as the context grows ("attention dilution") and that a position-aware
 temperature counters it, but its exact dilution statements, the models it measured and the
-temperature values it learned were not recovered (ssa.md §0, §2.2); everything below is the
+temperature values it learned were not recovered (docs/notes/selective_attention.md §0, §2.2); everything below is the
 library's own surrogate (the ``DL1``-``DL3`` claims of :mod:`softmax_stability.claims.dilution`).
 
 Rows of panels: two logit models.
@@ -31,7 +31,7 @@ Schedules (:mod:`softmax_stability.temperature`): constant :math:`\\tau = 1` (va
 scaling :math:`\\ln n` (Chiang & Cholak 2022, exact form unconfirmed); SSMax :math:`s\\ln n` with
 :math:`s = 0.43` (the value of Nakanishi 2025, Fig. 1); the SSA position temperature
 :math:`1 + \\sigma(\\alpha)\\ln n` at :math:`\\alpha = 0` (the ``sigmoid`` form and the
-:math:`\\alpha = 0` initialisation of the unofficial reproductions, ssa.md §1.3/§1.5 [3P],
+:math:`\\alpha = 0` initialisation of the unofficial reproductions, docs/notes/selective_attention.md §1.3/§1.5 [3P],
 unconfirmed; the paper's trained values are unknown); YaRN-style :math:`1 + 0.1\\ln(n/n_{train})`
 with :math:`n_{train} = 2^{10}` (how the SSA paper applied its YaRN baseline is unknown; dashed,
 since it equals vanilla for :math:`n \\le 2^{10}`). The thick grey line is the uniform row over
@@ -192,7 +192,7 @@ def measure(ctx: FigureContext, log2_ns, budget: int, min_rows: int) -> dict:
                 "quadratures (lines) against direct softmax (points; Monte Carlo +-2 SE for the "
                 "Gaussian rows). A small-scale library reconstruction, not a figure of the SSA paper.",
         source="library figure (softmax_stability.dilution closed forms; schedules of "
-               "softmax_stability.temperature; surrogate for SSA §4 dilution, ssa.md §2.2)")
+               "softmax_stability.temperature; surrogate for SSA §4 dilution, docs/notes/selective_attention.md §2.2)")
 def make(ctx: FigureContext) -> None:
     import jax
 

@@ -1,6 +1,6 @@
 """SF Table 6 measured on our own trained models, with LHS(304) and LHS(305).
 
-As the paper's protocol (semantic_focus.md §3, Table 6): the trained FULL model gives
+As the paper's protocol (docs/notes/semantic_focus.md §3, Table 6): the trained FULL model gives
 :math:`\\delta_s`, the trained TOPK(5) model gives :math:`\\delta_h, \\Delta, \\beta`, on
 ``stats_batches x stats_batch_size`` training samples (10 x 100 outside the smoke profile),
 pooled over every block; quantiles 75/90/95/100 (:math:`\\Delta`: 25/10/5/0), computed by

@@ -1,6 +1,6 @@
 """SSA Fig. 2 (reconstruction): the norm of W = W_q W_k^T needed to fit target attention maps.
 
-Our protocol (the paper's is not known; ``shared/reference/ssa.md`` §2.1, §3): many random target maps
+Our protocol (the paper's is not known; ``docs/notes/selective_attention.md`` §2.1, §3): many random target maps
 whose rows are uniform on supports of random size (rows of different sparsity), each fitted from a
 small initialisation by Adam on the row cross-entropy, with and without a per-query temperature
 :math:`\\tau_i = 1+\\tanh t_i` (:func:`softmax_stability.experiments.ssa_toy.norm_experiment`); the

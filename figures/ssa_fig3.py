@@ -1,7 +1,7 @@
 """SSA Fig. 3 (reconstruction): graph next-token task, learned transition matrices and temperatures.
 
 Small-scale reconstruction with our own data model (the paper's graph, model and training setup are
-not known; ``shared/reference/ssa.md`` §2.1, §3): a random directed graph whose nodes have
+not known; ``docs/notes/selective_attention.md`` §2.1, §3): a random directed graph whose nodes have
 out-degrees 1, 2, 4, 8, ..., a random walk with teleportation :math:`\\eta` as the true transition
 matrix :math:`P^\\star` (:func:`softmax_stability.experiments.ssa_toy.transition_matrix`), and a
 one-layer pointer-attention model trained by AdamW with equal steps and weight decay, vanilla vs a
@@ -12,7 +12,7 @@ degree), and the learned :math:`\\tau` per node against its degree over all seed
 The last panel's title states the measured direction of :math:`\\tau` against the degree
 (:func:`tau_degree_trend`: the least-squares slope of :math:`\\tau` on :math:`\\log_2 d` per graph,
 mean :math:`\\pm` standard error over graphs; a direction is claimed when the mean is more than two
-standard errors from 0) and whether it agrees with the expectation of ``ssa.md`` §5 item 21
+standard errors from 0) and whether it agrees with the expectation of ``docs/notes/selective_attention.md`` §5 item 21
 (fewer neighbours, larger :math:`\\tau`, i.e. :math:`\\tau` falling with the degree). The text is
 computed from the runs, never fixed in advance.
 """
@@ -37,7 +37,7 @@ def graph_settings(ctx: FigureContext) -> dict:
 
 
 TRAIN = dict(learning_rate=0.03, weight_decay=0.3, teleport=0.1)
-EXPECTATION = "ssa.md §5 item 21 expects τ to fall with the degree (fewer neighbours, larger τ)"
+EXPECTATION = "docs/notes/selective_attention.md §5 item 21 expects τ to fall with the degree (fewer neighbours, larger τ)"
 
 
 def tau_degree_trend(degrees, taus) -> dict:
@@ -50,7 +50,7 @@ def tau_degree_trend(degrees, taus) -> dict:
         dict ``slope`` (mean over graphs of the least-squares slope of τ on log2(degree), per
         doubling of the degree), ``se`` (its standard error over graphs; NaN for one graph),
         ``graphs``, ``direction`` ("rises", "falls" or "none": |slope| <= 2 se; one graph: the
-        sign), ``agrees`` (with ``ssa.md`` §5 item 21, which expects "falls"; None for "none")
+        sign), ``agrees`` (with ``docs/notes/selective_attention.md`` §5 item 21, which expects "falls"; None for "none")
         and ``text``, one sentence saying all of it.
     """
     slopes = []
@@ -107,7 +107,7 @@ def graph_runs(ctx: FigureContext):
                 "by one attention layer with an SSA query temperature and without (vanilla), and the "
                 "learned inverse temperature per node against its out-degree; the last panel's title "
                 "states the measured direction of that trend and whether it agrees with the expectation "
-                "that fewer neighbours give a larger temperature (ssa.md §5 item 21).",
+                "that fewer neighbours give a larger temperature (docs/notes/selective_attention.md §5 item 21).",
         source="SSA Fig. 3 (reconstruction; data model ours)")
 def make(ctx: FigureContext) -> None:
     runs = graph_runs(ctx)
@@ -155,11 +155,11 @@ def make(ctx: FigureContext) -> None:
     slope = f"{trend['slope']:+.3f} per doubling"
     if trend["direction"] == "none":
         short = f"no clear trend ({slope})"
-        verdict = "measured: no clear direction of τ with the degree; ssa.md §5 item 21 expects"
+        verdict = "measured: no clear direction of τ with the degree; docs/notes/selective_attention.md §5 item 21 expects"
     else:
         short = f"τ {trend['direction']} with degree ({slope})"
         verdict = (f"measured: τ {trend['direction']} with the degree, "
-                   f"{'agreeing with' if trend['agrees'] else 'DISAGREEING with'} ssa.md §5 item 21, which expects")
+                   f"{'agreeing with' if trend['agrees'] else 'DISAGREEING with'} docs/notes/selective_attention.md §5 item 21, which expects")
     ax.set_title(f"SSA: learned temperature vs degree\n{short}", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     s = ctx.params

@@ -1,7 +1,7 @@
 """Sorted causal attention profiles by query position, vanilla vs the SSA position temperature.
 
 In the style of the SSA authors' attention statistics (official code ``finetune/draw_att.py`` and
-``sorted_att_buffer``, ssa.md §1.7 and §3, [CODE]): each query row of a causal attention map is
+``sorted_att_buffer``, docs/notes/selective_attention.md §1.7 and §3, [CODE]): each query row of a causal attention map is
 sorted in descending order and averaged over sequences and heads
 (:func:`softmax_stability.dilution.sorted_profile`); row :math:`t` (0-based) has :math:`t+1` visible
 keys. Thin lines for about 40 log-spaced query positions, coloured by position, bold lines at :math:`T/4`, :math:`T/2`
@@ -14,7 +14,7 @@ keys, so it steps from the top 1 to the top 2 keys at :math:`n = 40`), and the n
 **What this is: a small-scale reconstruction on a synthetic model, not the SSA paper's figure.** The
 authors plotted a pretrained LLM (Pythia/GPT-2 class) on real text; which model, layer and data the
 paper's version of this plot uses, and the temperatures the paper learned, were not recovered
-(ssa.md §0, §3). Here the model is one random-weight causal self-attention layer:
+(docs/notes/selective_attention.md §0, §3). Here the model is one random-weight causal self-attention layer:
 
 * tokens: i.i.d. draws from a Zipf(1) distribution over a vocabulary of 64 (frequent tokens repeat,
   so a query has several "matching" keys); embeddings: random unit vectors in
@@ -26,7 +26,7 @@ paper's version of this plot uses, and the temperatures the paper learned, were 
 * vanilla: :math:`\\tau \\equiv 1`; SSA: the position part of the query temperature,
   :math:`\\tau_i = 1 + \\sigma(\\alpha)\\ln(i+1)` with :math:`\\alpha = 0`
   (:func:`softmax_stability.temperature.ssa_temperature`, ``sigmoid`` parametrisation and the
-  :math:`\\alpha = 0` initialisation of the unofficial reproductions, ssa.md §1.3/§1.5 [3P],
+  :math:`\\alpha = 0` initialisation of the unofficial reproductions, docs/notes/selective_attention.md §1.3/§1.5 [3P],
   unconfirmed; no token part, no training).
 
 The weights are computed as :func:`softmax_stability.maps.softmax` of the temperature-scaled logits
@@ -151,7 +151,7 @@ def _profile_panel(ax, prof: np.ndarray, rows_thin, cmap, norm, T: int):
                 "position temperature 1 + sigma(0) ln n, in the style of the SSA authors' "
                 "draw_att.py; right: top-5% mass and normalised entropy per position. A synthetic "
                 "small-scale reconstruction, not the SSA paper's LLM plot.",
-        source="SSA authors' sorted-attention statistic (official code draw_att.py, ssa.md §3); "
+        source="SSA authors' sorted-attention statistic (official code draw_att.py, docs/notes/selective_attention.md §3); "
                "reconstructed on a synthetic model")
 def make(ctx: FigureContext) -> None:
     import jax

@@ -7,7 +7,7 @@ its minimum (the mean row entropy of :math:`P^\\star`), the mean row L1 error
 the paper's table of temperatures per number of neighbours, the learned SSA temperature per degree,
 followed by one sentence, computed from the runs (:func:`figures.ssa_fig3.tau_degree_trend`), that
 states whether :math:`\\tau` rises or falls with the degree and whether that agrees with the
-expectation of ``ssa.md`` §5 item 21 (fewer neighbours, larger :math:`\\tau`).
+expectation of ``docs/notes/selective_attention.md`` §5 item 21 (fewer neighbours, larger :math:`\\tau`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _ms(v) -> str:
         caption="Graph next-token toy (small-scale reconstruction): cross-entropy and L1 error of the "
                 "learned transition matrix, vanilla vs SSA, mean ± std over graphs, and the learned "
                 "temperature per node degree, with the measured direction of τ against the degree and "
-                "whether it agrees with the expectation (ssa.md §5 item 21).",
+                "whether it agrees with the expectation (docs/notes/selective_attention.md §5 item 21).",
         source="SSA Table 1 / Fig. 3 metrics (reconstruction; data model ours)")
 def make(ctx: FigureContext) -> None:
     runs = graph_runs(ctx)
@@ -74,7 +74,7 @@ def make(ctx: FigureContext) -> None:
               "standard errors from 0."]
     lines += ["", "τ = 1 + tanh t_i ∈ (0, 2) (the SSA temperature with its position part frozen, since every "
               "query sees all K keys). Weight decay makes a logit gap in W cost ‖row‖² ∝ gap²·d(K−d)/K "
-              "(ssa.md §2.1, Lemma B), so the temperature is worth most on the rows whose gap is most "
+              "(docs/notes/selective_attention.md §2.1, Lemma B), so the temperature is worth most on the rows whose gap is most "
               "expensive; whether τ rises or falls with the degree is a property of this reconstruction, "
               "not a reproduction of the paper's table.", ""]
     ctx.save_markdown("\n".join(lines))

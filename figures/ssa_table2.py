@@ -2,7 +2,7 @@
 averaging and the Bayes-optimal estimator.
 
 Data model and estimators are ours (the paper's denoising model is not known;
-``shared/reference/ssa.md`` §2.3): :func:`softmax_stability.experiments.ssa_toy.sample_denoising`,
+``docs/notes/selective_attention.md`` §2.3): :func:`softmax_stability.experiments.ssa_toy.sample_denoising`,
 :func:`~softmax_stability.experiments.ssa_toy.bayes_estimator` (posterior mean, derived in its
 docstring), :func:`~softmax_stability.experiments.ssa_toy.naive_average`, and one attention head trained
 with and without a value temperature (:func:`~softmax_stability.experiments.ssa_toy.denoiser_apply`).

@@ -7,7 +7,7 @@ temperature :math:`\tau_n = a + c\ln n`:
           T_n = (n-1)\,e^{-a\Delta}\,n^{-c\Delta}.
 
 * ``needle_limits`` [DL1] (:math:`a = 1`, the log-n / SSA "linear" schedule) and
-  ``ssmax_needle_limits`` [DL1b] (:math:`a = 0`, SSMax :math:`s\ln n`, anchors.md §4.4) --
+  ``ssmax_needle_limits`` [DL1b] (:math:`a = 0`, SSMax :math:`s\ln n`, docs/notes/field.md §4.4) --
   :math:`\lim p_n = 0,\ 1/(1+e^{-a\Delta}),\ 1` as :math:`c\Delta <, =, > 1`. Two ways:
   (i) ``sympy.limit`` of :math:`p_n` itself at representative exact values of :math:`(c, \Delta)` in
   each regime; (ii) general argument with symbolic :math:`\Delta > 0`: :math:`c\Delta = 1 + \varepsilon`
@@ -25,9 +25,9 @@ temperature :math:`\tau_n = a + c\ln n`:
   :math:`e^{2R} = 1 + t`, :math:`n = 1 + m`), and cross-checked by rigorous interval arithmetic
   (``mpmath.iv``) for a few :math:`(n, R)`.
 
-Sources: anchors.md §4.1 (dilution lemma, [D]) and §4.4 (SSMax threshold, [D][N]); these are
+Sources: docs/notes/field.md §4.1 (dilution lemma, [D]) and §4.4 (SSMax threshold, [D][N]); these are
 surrogates derived here for SSA's dilution statement, whose exact form was not recovered
-(ssa.md §2.2).
+(docs/notes/selective_attention.md §2.2).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 r"""Symbolic checks of the dispersion facts and of the SF comparison conditions (D1, D2, F2, F5-F9).
 
-Dispersion (semantic_focus.md §2.4 O1, O5, [OURS]; anchors.md §4.1 [D]):
+Dispersion (docs/notes/semantic_focus.md §2.4 O1, O5, [OURS]; docs/notes/field.md §4.1 [D]):
 
 * ``dispersion_bounds`` [D1] -- for :math:`p = \mathrm{softmax}(z)`, :math:`\delta = \max z - \min z`:
   :math:`p_j = 1/(1 + \sum_{k \ne j} e^{d_k})` with :math:`d_k = z_k - z_j \in [-\delta, \delta]` is
@@ -20,7 +20,7 @@ Dispersion (semantic_focus.md §2.4 O1, O5, [OURS]; anchors.md §4.1 [D]):
   :math:`g_3` spans :math:`k+1..n`), which covers every :math:`n` and :math:`1 \le k < n`; the residual
   :math:`\delta_s - (\delta_h + \Delta) = z_{(k+1)} - z_{(n)} = g_3 \ge 0`, zero when :math:`k = n-1`.
 
-SF conditions exactly as the authors' code computes them (semantic_focus.md §2.2 [CODE]; the
+SF conditions exactly as the authors' code computes them (docs/notes/semantic_focus.md §2.2 [CODE]; the
 interpretation as :math:`\lambda_W`, :math:`\lambda_X` comparisons is [INF], unconfirmed):
 
 * ``lhs304_equivalence`` [F5] / ``lhs305_equivalence`` [F6] -- the identity

@@ -37,7 +37,7 @@ the open simplex in homogeneous coordinates :math:`p_i = q_i/\sum_k q_k` with po
   :math:`T_n = 1/p_n - 1` (as in ``dilution.ssmax_needle_limits``) and :math:`e^{-\beta\Delta} =
   n^{-\gamma\Delta} \to 0`; ``sympy.limit`` of :math:`s_n` at representative exact values agrees.
 
-Sources: the team's notes (anchors.md, "recent papers": Nair 2025, arXiv:2510.23012; Tzachristas et
+Sources: the team's notes (docs/notes/field.md, "recent papers": Nair 2025, arXiv:2510.23012; Tzachristas et
 al. 2025, arXiv:2512.07647; Chen, Lin, Polyanskiy, Rigollet 2025, arXiv:2510.05554), abstract level,
 unconfirmed; derivations in docs/derivations/recent_theory.md.
 """

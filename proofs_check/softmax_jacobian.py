@@ -64,7 +64,7 @@ What each check proves, by what method, and its limits:
   :math:`p \in \frac16 \mathbb Z_{>0}^n`; and :math:`1 - 4x(1-x) = (2x-1)^2` gives the bound 1,
   attained when some subset has mass 1/2.
 
-Sources: anchors.md §1.1, §1.3-1.5 (derivations [D], numerically checked [N]); the
+Sources: docs/notes/field.md §1.1, §1.3-1.5 (derivations [D], numerically checked [N]); the
 :math:`\infty\to1` formula matches Emadi, arXiv:2602.18849 (abstract only, unconfirmed); the
 1/2 bound is the headline of Nair, arXiv:2510.23012 (abstract only, unconfirmed).
 """

@@ -30,9 +30,9 @@ r"""Symbolic checks of the sparsemax / :math:`\alpha`-entmax Jacobians (claims `
   :math:`p`; and :math:`s_i = p_i^{2-\alpha} \le 1`. Jensen's inequality itself is used, not
   re-derived.
 
-Sources: anchors.md §3.1 (sparsemax, Martins & Astudillo 2016, [V-code][D]) and §3.2 (entmax,
+Sources: docs/notes/field.md §3.1 (sparsemax, Martins & Astudillo 2016, [V-code][D]) and §3.2 (entmax,
 Peters, Niculae, Martins 2019; Jacobian as in ``deep-spin/entmax`` backward, [V-code][D][N]).
-The spectral bound is derived in anchors.md §3.2 [D][N], not a paper's statement.
+The spectral bound is derived in docs/notes/field.md §3.2 [D][N], not a paper's statement.
 """
 
 from __future__ import annotations

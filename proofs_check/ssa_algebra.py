@@ -20,13 +20,13 @@ r"""Symbolic checks of the Selective-Attention (SSA) algebra (claims ``A1``-``A4
   every real :math:`\alpha`, every real (finite) :math:`f` and every real :math:`n \ge 1`. This is
   what is proven: strict positivity for finite :math:`f`. It cannot be improved to a positive
   lower bound: :math:`\lim_{f\to-\infty}\tau|_{n=1} = 0`, so :math:`\inf\tau = 0`, not attained.
-  Also :math:`\sigma(\alpha)\ln n < \tau < 2 + \sigma(\alpha)\ln n` (ssa.md §1.3).
+  Also :math:`\sigma(\alpha)\ln n < \tau < 2 + \sigma(\alpha)\ln n` (docs/notes/selective_attention.md §1.3).
 * ``double_exp_positive`` [A4] -- the official code's coefficient :math:`g = e^{-e^{\alpha}}` lies in
   :math:`(0, 1)` for every real :math:`\alpha` (:math:`\ln g = -e^\alpha < 0`), with
   :math:`g \to 1` as :math:`\alpha \to -\infty` and :math:`g \to 0` as :math:`\alpha \to \infty`
   (endpoints not attained); so the temperature :math:`1 + g\ln n` lies in :math:`[1, 1 + \ln n)`.
 
-Sources: ssa.md §1.3 (temperature form: third-party reimplementations, [3P], unconfirmed as the
+Sources: docs/notes/selective_attention.md §1.3 (temperature form: third-party reimplementations, [3P], unconfirmed as the
 paper's exact form), §1.6 (equivalences, [OURS]), §1.7 (double-exponential coefficient, [CODE]).
 """
 
@@ -64,12 +64,12 @@ def ssa_attention_closed_form(Q, K, V, tau, nu):
 
 
 def sigmoid_temperature(alpha, n, f):
-    r""":math:`1 + \sigma(\alpha)\ln n + \tanh f` (paper form per third-party code, ssa.md §1.3)."""
+    r""":math:`1 + \sigma(\alpha)\ln n + \tanh f` (paper form per third-party code, docs/notes/selective_attention.md §1.3)."""
     return 1 + sp.log(n) / (1 + sp.exp(-alpha)) + sp.tanh(f)
 
 
 def double_exp_coefficient(alpha):
-    r""":math:`e^{-e^{\alpha}}` (official code, ssa.md §1.7)."""
+    r""":math:`e^{-e^{\alpha}}` (official code, docs/notes/selective_attention.md §1.7)."""
     return sp.exp(-sp.exp(alpha))
 
 

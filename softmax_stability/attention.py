@@ -11,7 +11,7 @@ grouped-query attention), or the same without the batch axis.
   absolute positions, and per-query / per-key / per-value inverse temperatures. With the softmax
   normaliser it calls :func:`jax.nn.dot_product_attention` (so the fused cuDNN kernel applies on
   GPU): a query temperature is folded into ``q`` and a value temperature into ``v``
-  (anchors.md §5.6).
+  (docs/notes/field.md §5.6).
 * :func:`kth_largest` -- the per-row threshold of top-k attention, by one of three exact
   methods chosen per backend by measurement (``benchmarks/RESULTS.md``).
 * :func:`multi_head_attention`, :func:`selective_self_attention` -- layers over parameter
@@ -25,9 +25,9 @@ would return the uniform average of the values there. A NaN logit makes its row 
 
 **SSA sources.** The official SSA code (``github:umich-sota/selective_attention``) only ships
 the position temperature :math:`1 + e^{-e^\alpha}\ln n` on the logits and the top-:math:`n^\gamma`
-sparse variant (ssa.md §1.7, §4.3, read in the code). The token temperature, the value
+sparse variant (docs/notes/selective_attention.md §1.7, §4.3, read in the code). The token temperature, the value
 temperature, the weight sharing :math:`f(x)=u^\top\operatorname{GELU}(W^\top x)` and the additive
-combination come from unofficial reproductions (ssa.md §1.2-1.4, [3P]) and are **unconfirmed**
+combination come from unofficial reproductions (docs/notes/selective_attention.md §1.2-1.4, [3P]) and are **unconfirmed**
 against the paper's text. The formulas live in :mod:`softmax_stability.temperature`.
 """
 
@@ -408,7 +408,7 @@ def kth_largest(z: Any, k: Any, *, method: str | None = None) -> jax.Array:
 def top_n_gamma_budget(n: Any, gamma: float) -> np.ndarray:
     r"""Keys kept per query by the SSA authors' sparse attention: :math:`\max(10, \lfloor n^\gamma\rfloor)`.
 
-    Source: official SSA code ``lit_gpt/model_sparse_att.py`` ``clip_tail`` (ssa.md §4.3, read in
+    Source: official SSA code ``lit_gpt/model_sparse_att.py`` ``clip_tail`` (docs/notes/selective_attention.md §4.3, read in
     the code): query :math:`i` with :math:`n_i` visible keys keeps its
     :math:`\max(10, \lfloor n_i^{\gamma}\rfloor)` largest logits (all of them when fewer are
     visible). Computed here in float64 with a :math:`10^{-12}` relative nudge so that exact
@@ -575,7 +575,7 @@ def dot_product_attention(q: Any, k: Any, v: Any, *, normalizer: str = "softmax"
 
     * ``"softmax"``: :func:`jax.nn.dot_product_attention` on :math:`(\tau\odot q, \kappa\odot k,
       \nu\odot v)` -- a per-query temperature is a row scale of the logits, so folding it into
-      ``q`` keeps the fused kernel (anchors.md §5.6; proofs_check
+      ``q`` keeps the fused kernel (docs/notes/field.md §5.6; proofs_check
       ``ssa_algebra.query_temperature_row_scale``). ``implementation="jnp"`` uses this library's
       own path (:func:`softmax_stability.maps.softmax`).
     * ``"topk"``: softmax over the logits :math:`\ge` the ``k_top``-th largest visible logit of the
@@ -585,7 +585,7 @@ def dot_product_attention(q: Any, k: Any, v: Any, *, normalizer: str = "softmax"
       lowest indices); away from ties they agree.
     * ``"top_n_gamma"``: the SSA authors' sparse attention: query :math:`i` keeps its
       :func:`top_n_gamma_budget` :math:`\max(10,\lfloor n_i^\gamma\rfloor)` largest logits,
-      :math:`n_i` its number of visible keys (official code ``model_sparse_att.py``, ssa.md §4.3).
+      :math:`n_i` its number of visible keys (official code ``model_sparse_att.py``, docs/notes/selective_attention.md §4.3).
     * ``"sparsemax"``, ``"entmax15"``: :mod:`softmax_stability.maps` on the visible logits.
 
     Masks: ``mask`` (boolean, ``True`` = attend, e.g. :func:`softmax_stability.masks.band_mask`)
@@ -929,7 +929,7 @@ def init_ssa_params(key: jax.Array, config: SSAConfig, *, init: str = "identity"
     official fine-tuning init), ``sigmoid`` :math:`\alpha=-7` (:math:`g=9.1\times10^{-4}`, chosen
     here to match it), ``linear`` :math:`\alpha=0` (:math:`\tau\equiv1` exactly).
     ``init="reproduction"``: ``u`` Xavier-uniform and ``sigmoid`` :math:`\alpha=0` (the ViT
-    reproduction, ssa.md §1.5 [3P]); ``double_exp`` :math:`\alpha=1.5` (official GPT-2 PTS init);
+    reproduction, docs/notes/selective_attention.md §1.5 [3P]); ``double_exp`` :math:`\alpha=1.5` (official GPT-2 PTS init);
     ``linear`` :math:`\alpha=0.1` (chosen here).
 
     Args:
@@ -1212,13 +1212,13 @@ def selective_self_attention(params: Mapping[str, Any], x: Any, *, positions: An
     ``positions`` giving each chunk's offset) gives the same outputs as running it whole: the
     temperature uses the absolute position, not the index inside the chunk. (The official code
     indexes its factor with the query length under a KV cache and so loses the scaling;
-    ssa.md §1.7.)
+    docs/notes/selective_attention.md §1.7.)
 
     With ``position=False`` and ``token=False`` (or :math:`g = 0`, :math:`u = 0`) the layer is
     vanilla attention exactly (claim ``A2-ssa-unit-temperature``).
 
     Source: SSA arXiv:2411.12892; the query/value temperature, additive combination and weight
-    sharing are as reconstructed in ssa.md §1.2-1.4 ([3P], **unconfirmed** against the paper);
+    sharing are as reconstructed in docs/notes/selective_attention.md §1.2-1.4 ([3P], **unconfirmed** against the paper);
     the ``double_exp`` position gain is the official code's.
 
     Args:
@@ -1287,7 +1287,7 @@ def ssa_new_parameter_count(config: SSAConfig) -> int:
     MLP with :math:`m` hidden units).
 
     Example:
-        >>> ssa_new_parameter_count(SSAConfig(768, 12))   # 2 * (768 + 1), ssa.md §1.4
+        >>> ssa_new_parameter_count(SSAConfig(768, 12))   # 2 * (768 + 1), docs/notes/selective_attention.md §1.4
         1538
     """
     d, N, H = config.d_model, config.num_heads, config.head_dim

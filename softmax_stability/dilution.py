@@ -24,7 +24,7 @@ time: a row with a NaN or :math:`\pm\infty` visible entry gives NaN for every me
 finite number (there is no meaningful value); masked entries are ignored, NaN ones included.
 
 **Logit models** (derived here; surrogates for the SSA paper's dilution statements, whose exact
-form was not recovered, ssa.md §2.2):
+form was not recovered, docs/notes/selective_attention.md §2.2):
 
 * *needle*: one key with logit gap :math:`\Delta` over :math:`n-1` equal keys, inverse temperature
   :math:`\beta`. Exact: :math:`p_{\mathrm{needle}} = 1/(1+(n-1)e^{-\beta\Delta})`
@@ -392,7 +392,7 @@ def top_fraction_mass(p: Any, fraction: float, axis: int = -1, *, where: Any = N
     r"""Mass of the top :math:`k = \max(1, \lfloor f\, n_{\mathrm{vis}} \rfloor)` weights of each row.
 
     The SSA authors' ``top_k_sum(att, r)`` statistic with a float ratio (e.g. the "top 5 %
-    probability" of their dilution plots; ssa.md §4.3, [CODE]), with
+    probability" of their dilution plots; docs/notes/selective_attention.md §4.3, [CODE]), with
     :math:`n_{\mathrm{vis}}` the row's visible keys (query position + 1 under a causal mask).
     :math:`\lfloor f n\rfloor` is taken as ``floor(f * n + 1e-9)`` so that a product that is an
     integer up to rounding (``0.29 * 100``) counts as that integer. A fully masked row gives 0.
@@ -442,7 +442,7 @@ def sorted_profile(P: Any, *, where: Any = None, check_probability: bool = True)
     Each row sums to the average row mass (1 for a softmax row with a visible key).
 
     Source: the SSA authors' ``sorted_att_buffer`` statistic and ``finetune/draw_att.py``
-    (ssa.md §1.7 and §3, [CODE]).
+    (docs/notes/selective_attention.md §1.7 and §3, [CODE]).
 
     Args:
         P: attention maps, at least 2-D ``(..., T_q, T_k)``; leading axes are averaged.
@@ -540,7 +540,7 @@ def needle_probability(n: Any, gap: Any, beta: Any = 1.0) -> jax.Array:
     evaluated as the logistic function of the log-odds (no overflow for :math:`n` up to
     :math:`2^{1000}`); :math:`n=1` gives 1. Each of the other keys gets :math:`(1-p)/(n-1)`.
 
-    Source: derived here (anchors.md §4.1; ssa.md §2.2 "separated-target model").
+    Source: derived here (docs/notes/field.md §4.1; docs/notes/selective_attention.md §2.2 "separated-target model").
 
     Args:
         n: number of keys, ``>= 1`` (real values allowed).
@@ -681,7 +681,7 @@ def needle_probability_scheduled(n: Any, gap: Any, c: Any, offset: Any = 1.0) ->
     :math:`1 + c\ln n` (the SSA ``"linear"`` position temperature, :func:`softmax_stability.temperature.position_temperature`),
     ``offset=0`` is SSMax :math:`s\ln n` (:func:`softmax_stability.temperature.ssmax`, :math:`c=s`).
 
-    Source: derived here (ssa.md §2.2; anchors.md §4.4).
+    Source: derived here (docs/notes/selective_attention.md §2.2; docs/notes/field.md §4.4).
 
     Args:
         n: number of keys, ``>= 2``.
@@ -715,7 +715,7 @@ def needle_limit(gap: Any, c: Any, offset: Any = 1.0) -> jax.Array:
     :math:`c\Delta = 1`, SSMax :math:`c\ln n` (:math:`a=0`; :math:`c=1` is log-n scaling) has
     :math:`1/2`. The case :math:`c\Delta = 1` is decided by exact float equality.
 
-    Source: derived here (ssa.md §2.2, anchors.md §4.4); ``proofs_check`` ``dilution.needle_limits``.
+    Source: derived here (docs/notes/selective_attention.md §2.2, docs/notes/field.md §4.4); ``proofs_check`` ``dilution.needle_limits``.
 
     Args:
         gap: :math:`\Delta`, finite.
@@ -822,7 +822,7 @@ def gaussian_entropy_asymptotic(n: Any, tau: Any) -> jax.Array:
     Hence :math:`H/\ln n \to 1 - (\tau/\tau_c)^2` (dilution at fixed :math:`\tau`); the critical
     scale is :math:`\sqrt{2\ln n}`, not :math:`\ln n` as for the needle.
 
-    Source: derived here (law of large numbers for :math:`Z = \sum_j e^{\tau z_j}`; ssa.md §2.2).
+    Source: derived here (law of large numbers for :math:`Z = \sum_j e^{\tau z_j}`; docs/notes/selective_attention.md §2.2).
 
     Args:
         n: number of keys, ``>= 1``.
@@ -1072,7 +1072,7 @@ def bounded_weight_interval(n: Any, R: Any) -> tuple[jax.Array, jax.Array]:
     Approached (ratio :math:`\to 1`) by one logit at :math:`\mp R` and the rest at :math:`\pm R`
     as :math:`n\to\infty`.
 
-    Source: derived here (ssa.md §2.2, §5 item 16; anchors.md §4.1); ``proofs_check``
+    Source: derived here (docs/notes/selective_attention.md §2.2, §5 item 16; docs/notes/field.md §4.1); ``proofs_check``
     ``dilution.bounded_logits``.
 
     Args:
@@ -1123,7 +1123,7 @@ def topk_tail_mass(p: Any, k: int, axis: int = -1, *, where: Any = None) -> jax.
     Masked entries count as 0 (a row with at most :math:`k` visible keys has tail 0).
 
     Source: Tzachristas et al. 2025 (arXiv:2512.07647), statement taken from the abstract as
-    recorded in the team's notes (anchors.md, "recent papers") [unconfirmed]; derivation in
+    recorded in the team's notes (docs/notes/field.md, "recent papers") [unconfirmed]; derivation in
     ``docs/derivations/recent_theory.md#topk-truncation``; ``proofs_check`` id
     ``recent_theory.topk_tv_identity``.
 

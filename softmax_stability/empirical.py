@@ -8,7 +8,7 @@ form of :mod:`softmax_stability.jacobian` and every bound of the claims registry
   iteration on :math:`J^\\top J` with one ``jvp`` and one ``vjp`` per step. This is the method the
   Castin, Ablin & Peyre 2024 code's ``loc_lipschitz`` intends; as published, that function feeds the
   layer *output* ``jvp(...)[0]`` to the ``vjp`` instead of :math:`Jv` and returns
-  :math:`\\sqrt{\\|J^\\top f(x)\\|_2}`, not :math:`\\|J\\|_2` (anchors.md §2.2; see
+  :math:`\\sqrt{\\|J^\\top f(x)\\|_2}`, not :math:`\\|J\\|_2` (docs/notes/field.md §2.2; see
   :func:`softmax_stability.lipschitz.measured_lipschitz`).
 * :func:`local_lipschitz` -- a *lower* bound on the Lipschitz constant of ``f`` on a ball, by
   gradient ascent (optax) over the point and the direction.

@@ -5,7 +5,7 @@ Semantic Focus* (arXiv:2506.14095, NeurIPS 2025; "SF" below), as far as it can b
 
 **Provenance.** The SF paper text was not available to this project. What is exact here comes
 from the authors' public code (``github:rithram/spartan`` at commit ``7127ccf8``, files
-``was.py``, ``bounds.py``, ``bounds-lhs.py``; ``shared/reference/semantic_focus.md``):
+``was.py``, ``bounds.py``, ``bounds-lhs.py``; ``docs/notes/semantic_focus.md``):
 
 * the per-query and per-key statistics :math:`\delta, \Delta, \beta` (:func:`dispersion`,
   :func:`separation`, :func:`in_degree`) and the parameter norms :math:`\Gamma, \Upsilon`
@@ -206,7 +206,7 @@ def pmax_bound(delta: Any, n: Any) -> jax.Array:
     :math:`\|J\|_2 \le p_{\max}` on the softmax Jacobian (:math:`0 \preceq J \preceq
     \mathrm{diag}(p)`) uses it, see :func:`derived_lambda_w`.
 
-    Source: derived here (semantic_focus.md §2.4 O1; proofs_check ``focus_conditions.pmax_bound``).
+    Source: derived here (docs/notes/semantic_focus.md §2.4 O1; proofs_check ``focus_conditions.pmax_bound``).
 
     Args:
       delta: dispersion :math:`\max z - \min z \ge 0` (array; ``+inf`` gives 1).
@@ -230,7 +230,7 @@ def pmax_bound(delta: Any, n: Any) -> jax.Array:
 def pmin_bound(delta: Any, n: Any) -> jax.Array:
     r"""Smallest softmax weight possible at dispersion :math:`\delta`: :math:`1/(1 + (n-1)e^{\delta})`.
 
-    Source: derived here (semantic_focus.md §2.4 O1).
+    Source: derived here (docs/notes/semantic_focus.md §2.4 O1).
 
     Example:
       >>> float(pmin_bound(0.0, 4))
@@ -250,7 +250,7 @@ def softmax_entry_bounds(delta: Any, n: Any) -> tuple[jax.Array, jax.Array]:
     This is the mechanism behind the :math:`e^{\delta}` in SF's constants (the tighter
     :func:`pmax_bound` and :func:`pmin_bound` follow from the same argument).
 
-    Source: derived here (semantic_focus.md §2.4 O1; proofs_check ``focus_conditions.dispersion_bounds``).
+    Source: derived here (docs/notes/semantic_focus.md §2.4 O1; proofs_check ``focus_conditions.dispersion_bounds``).
 
     Args:
       delta: dispersion ``>= 0``.
@@ -301,7 +301,7 @@ def dispersion(logits: Any, k: int | None = None, *, where: Any = None, axis: in
     TOPK model). A query with fewer than ``k`` attended keys uses all of them; a fully masked
     query gives 0.
 
-    Source: SF authors' ``was.py`` (``width-delta``), semantic_focus.md §1.2.
+    Source: SF authors' ``was.py`` (``width-delta``), docs/notes/semantic_focus.md §1.2.
 
     Args:
       logits: array ``(..., n_keys)`` (any leading batch/head/query axes).
@@ -346,7 +346,7 @@ def separation(logits: Any, k: int, *, where: Any = None, axis: int = -1) -> jax
     (``k >= `` number of attended keys, e.g. ``k = n_keys``, or a fully masked query) the selection
     cannot change and the separation is ``+inf``.
 
-    Source: SF authors' ``was.py`` (``sep-Delta``), semantic_focus.md §1.2.
+    Source: SF authors' ``was.py`` (``sep-Delta``), docs/notes/semantic_focus.md §1.2.
 
     Args:
       logits: array ``(..., n_keys)``.
@@ -381,7 +381,7 @@ def in_degree(mask: Any) -> jax.Array:
     For a top-k mask this is SF's ``beta`` (the "sink" statistic); it works for any mask
     (band, block, causal, top-k, with global tokens).
 
-    Source: SF authors' ``was.py`` (``beta``: column sums of the 0/1 mask), semantic_focus.md §1.2.
+    Source: SF authors' ``was.py`` (``beta``: column sums of the 0/1 mask), docs/notes/semantic_focus.md §1.2.
 
     Args:
       mask: boolean (or 0/1) array ``(..., n_queries, n_keys)``, ``True`` = attend.
@@ -455,7 +455,7 @@ def band_in_degree(n: int, k: int, *, global_tokens: int = 0) -> np.ndarray:
     Interior keys have :math:`\beta_j = k`; edges deviate (n=40, k=5: 3,4,5,6,7,5,...,5,7,6,5,4,3).
     Global tokens (appended last) are attended by all :math:`n + g` queries.
 
-    Source: SF authors' ``attn_masks.py`` rule as recorded in semantic_focus.md §1.3; the counting
+    Source: SF authors' ``attn_masks.py`` rule as recorded in docs/notes/semantic_focus.md §1.3; the counting
     is derived here, independently of :func:`softmax_stability.masks.band_mask`.
 
     Example:
@@ -486,7 +486,7 @@ def block_in_degree(n: int, k: int, *, global_tokens: int = 0) -> np.ndarray:
     :math:`n \bmod k` otherwise; plus :math:`g` for global tokens, which themselves have
     in-degree :math:`n + g`.
 
-    Source: SF BLOC(k) (semantic_focus.md §1.3); derived here.
+    Source: SF BLOC(k) (docs/notes/semantic_focus.md §1.3); derived here.
 
     Example:
       >>> block_in_degree(7, 3).tolist()
@@ -508,7 +508,7 @@ def key_mass_bound(delta: Any, beta: Any, k: Any) -> jax.Array:
     Full softmax with :math:`n` queries and :math:`n` keys: :math:`\beta_j = k = n`, bound
     :math:`e^{\delta_s}`. Top-k: :math:`\beta_j e^{\delta_h}/k` (SF's "sink" cost :math:`\bar\beta`).
 
-    Source: derived here (semantic_focus.md §2.4 O2).
+    Source: derived here (docs/notes/semantic_focus.md §2.4 O2).
 
     Args:
       delta: largest dispersion among the queries (``>= 0``).
@@ -560,7 +560,7 @@ def qk_matrix(w_q: Any, w_k: Any, b_q: Any = None, b_k: Any = None, *, tau: floa
     and :math:`W` is :math:`d_{in} \times d_{in}`; when either bias is given both are augmented
     (a missing one counts as 0) and :math:`W` is :math:`(d_{in}+1) \times (d_{in}+1)`.
 
-    Source: SF model (semantic_focus.md §1.1) and ``was.py`` (``QK-norm-Gamma``).
+    Source: SF model (docs/notes/semantic_focus.md §1.1) and ``was.py`` (``QK-norm-Gamma``).
 
     Args:
       w_q, w_k: arrays ``(..., d_qk, d_in)`` of the same shape (batched over heads/layers).
@@ -687,7 +687,7 @@ def lhs_304(delta_s: Any, delta_h: Any, sep: Any) -> jax.Array:
     legal and gives ``+inf``.
 
     Source: SF eq. (304) as computed by the authors' ``bounds.py``/``bounds-lhs.py``
-    (semantic_focus.md §2.2); equivalence proofs_check ``focus_conditions.lhs304_equivalence``.
+    (docs/notes/semantic_focus.md §2.2); equivalence proofs_check ``focus_conditions.lhs304_equivalence``.
 
     Args:
       delta_s: full-softmax dispersion, ``> 0``.
@@ -722,7 +722,7 @@ def lhs_305(delta_s: Any, delta_h: Any, sep: Any, beta_bar: Any) -> jax.Array:
     \beta/k` is the normalised key in-degree (``beta/NNZ`` in ``bounds-lhs.py``). The authors'
     ``xratio``. A separation of exactly 0 gives ``+inf``.
 
-    Source: SF eq. (305) as computed by the authors' ``bounds-lhs.py`` (semantic_focus.md §2.2);
+    Source: SF eq. (305) as computed by the authors' ``bounds-lhs.py`` (docs/notes/semantic_focus.md §2.2);
     proofs_check ``focus_conditions.lhs305_equivalence``.
 
     Args:
@@ -764,7 +764,7 @@ def c2_min_w(c1: Any, delta_s: Any) -> jax.Array:
     :math:`1/(\delta_s\,\mathrm{expm1}(\delta_s(1-c_1) - \ln 2))` for accuracy near the edge.
 
     Source: derived here by solving :math:`\mathrm{LHS}_{304} = 1` for :math:`\Delta`
-    (semantic_focus.md §2.2 [OURS]); proofs_check ``focus_conditions.c2min_w``; matches the
+    (docs/notes/semantic_focus.md §2.2 [OURS]); proofs_check ``focus_conditions.c2min_w``; matches the
     authors' grid search (``bounds.py``, Fig. 21) to the grid precision (claim ``F7``).
 
     Args:
@@ -803,7 +803,7 @@ def c2_min_x(c1: Any, delta_s: Any, beta: Any) -> jax.Array:
     authors' ``bounds.py --xcomp``) puts :math:`\beta \in \{1, 2, 4, 8, 16, 32\}` in this slot directly.
 
     Source: derived here by solving :math:`\mathrm{LHS}_{305} = 1` for :math:`\Delta`
-    (semantic_focus.md §2.2 [OURS]); proofs_check ``focus_conditions.c2min_x``; matches the grid
+    (docs/notes/semantic_focus.md §2.2 [OURS]); proofs_check ``focus_conditions.c2min_x``; matches the grid
     search to grid precision (claim ``F8``).
 
     Args:
@@ -893,7 +893,7 @@ def lambda_w_full(delta_s: Any) -> jax.Array:
     comparison (304); the prefactor and the norm of the paper's theorem are **not available**
     here. :math:`\mathrm{LHS}_{304} = 1 + \frac{1}{\delta_s}\ln\frac{\lambda_W(\xi_h)}{\lambda_W(\xi_s)}`.
 
-    Source: inferred from the authors' ``bounds.py`` (semantic_focus.md §2.2 [INF], unconfirmed
+    Source: inferred from the authors' ``bounds.py`` (docs/notes/semantic_focus.md §2.2 [INF], unconfirmed
     against the paper text).
 
     Example:
@@ -910,7 +910,7 @@ def lambda_w_topk(delta_h: Any, sep: Any) -> jax.Array:
 
     Same unknown common prefactor as :func:`lambda_w_full`. :math:`\Delta = 0` gives ``+inf``.
 
-    Source: inferred from the authors' ``bounds.py`` (``mult=2``; semantic_focus.md §2.2 [INF],
+    Source: inferred from the authors' ``bounds.py`` (``mult=2``; docs/notes/semantic_focus.md §2.2 [INF],
     unconfirmed).
 
     Example:
@@ -932,7 +932,7 @@ def lambda_x_full(delta_s: Any, delta_max: Any = None) -> jax.Array:
     :func:`lambda_x_topk`; :math:`\mathrm{LHS}_{305} = 1 + \frac1{\delta_s}\ln\frac{\lambda_X(\xi_h)}
     {\lambda_X(\xi_s)}` when ``delta_max = delta_s``.
 
-    Source: inferred from the authors' ``bounds.py``/``bounds-lhs.py`` (semantic_focus.md §2.2
+    Source: inferred from the authors' ``bounds.py``/``bounds-lhs.py`` (docs/notes/semantic_focus.md §2.2
     [INF], unconfirmed).
 
     Example:
@@ -952,7 +952,7 @@ def lambda_x_topk(delta_h: Any, sep: Any, beta_bar: Any, delta_max: Any) -> jax.
     ``delta_max`` :math:`= 2\Gamma\Xi^2` (the authors set it to :math:`\delta_s`). Unknown common
     prefactor with :func:`lambda_x_full`.
 
-    Source: inferred from the authors' ``bounds.py``/``bounds-lhs.py`` (semantic_focus.md §2.2
+    Source: inferred from the authors' ``bounds.py``/``bounds-lhs.py`` (docs/notes/semantic_focus.md §2.2
     [INF], unconfirmed).
 
     Example:
@@ -983,7 +983,7 @@ def topk_lipschitz_bound(sep: Any) -> jax.Array:
     (4/\Delta)\|e\|_\infty`. Sharp in both regimes (claim ``F4-topk-local-stability``); at a tie
     (:math:`\Delta = 0`) :math:`\xi_h` is discontinuous and the constant is ``+inf``.
 
-    Source: derived here (semantic_focus.md §2.4 O6).
+    Source: derived here (docs/notes/semantic_focus.md §2.4 O6).
 
     Example:
       >>> float(topk_lipschitz_bound(0.5)), float(topk_lipschitz_bound(10.0))
@@ -1688,7 +1688,7 @@ SF_TABLE6_K = 5  # TOPK(5); beta_bar = beta / 5
 #: samples, pooled over layers, at the quantiles :data:`SF_TABLE6_QUANTILES` (``sep`` at
 #: :data:`SF_TABLE6_SEP_QUANTILES`). Source: hard-coded as "Results in the paper for reference"
 #: in the authors' ``bounds-lhs.py`` (github:rithram/spartan @ 7127ccf8), transcribed in
-#: ``shared/reference/semantic_focus.md`` §3. Note: the ListOps ``sep`` minimum "1e-9" may be a
+#: ``docs/notes/semantic_focus.md`` §3. Note: the ListOps ``sep`` minimum "1e-9" may be a
 #: clamp of a smaller value or of an exact tie (unconfirmed: the notes do not record a clamp).
 SF_TABLE6: dict[str, dict[str, tuple[float, ...]]] = {
     "ListOps": {

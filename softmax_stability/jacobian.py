@@ -11,7 +11,7 @@ The norms of the softmax Jacobian are computed without forming the :math:`n\time
 matrix: the spectral norm from the secular equation of the diagonal-minus-rank-one
 matrix in :math:`O(n)` work and memory per row, the Frobenius, :math:`1\to1` and
 :math:`\infty\to1` norms from closed forms. Sources: the derivations in the project's
-reference notes (``shared/reference/anchors.md`` §1.1, §1.4, §1.5, §3.1, §3.2), each
+reference notes (``docs/notes/field.md`` §1.1, §1.4, §1.5, §3.1, §3.2), each
 checked symbolically in ``proofs_check`` under the ids ``softmax_jacobian.<name>`` given
 in the docstrings.
 
@@ -162,7 +162,7 @@ def softmax_jacobian(p: Any, *, beta: Any = 1.0, check_probability: bool = True)
           = \beta\,\big(\operatorname{diag}(p) - p p^\top\big),
         \qquad p = \mathrm{softmax}(\beta z).
 
-    Source: derived here (anchors.md §1.1); ``proofs_check`` id
+    Source: derived here (docs/notes/field.md §1.1); ``proofs_check`` id
     ``softmax_jacobian.derivative``.
 
     Args:
@@ -206,7 +206,7 @@ def topk_jacobian(p: Any, selected: Any, *, beta: Any = 1.0,
     the k-th largest logit the map is discontinuous and this is the one-sided Jacobian of
     the chosen set.
 
-    Source: derived here (anchors.md §1.1, §3.3); ``proofs_check`` id
+    Source: derived here (docs/notes/field.md §1.1, §3.3); ``proofs_check`` id
     ``softmax_jacobian.derivative`` (the formula on :math:`S`).
 
     Args:
@@ -284,7 +284,7 @@ def sparsemax_jacobian(p: Any, *, check_probability: bool = True) -> jax.Array:
     (valid where the support is locally constant). An all-zero row gives a zero matrix.
 
     Source: Martins & Astudillo (2016), as written in optax's
-    ``projection_simplex`` Jacobian (anchors.md §3.1); ``proofs_check`` id
+    ``projection_simplex`` Jacobian (docs/notes/field.md §3.1); ``proofs_check`` id
     ``sparse_maps.sparsemax_jacobian``.
 
     Args:
@@ -318,7 +318,7 @@ def entmax_jacobian(p: Any, alpha: float, *, check_probability: bool = True) -> 
     :func:`sparsemax_jacobian`. An all-zero row gives a zero matrix.
 
     Source: Peters, Niculae & Martins (ACL 2019), as implemented in the backward pass of
-    ``deep-spin/entmax`` (anchors.md §3.2); ``proofs_check`` id
+    ``deep-spin/entmax`` (docs/notes/field.md §3.2); ``proofs_check`` id
     ``sparse_maps.entmax_jacobian``.
 
     Args:
@@ -517,7 +517,7 @@ def spectral_norm(p: Any, *, beta: Any = 1.0, check_probability: bool = True) ->
     equation, except at ties :math:`p_{(1)} = p_{(2)}`, where :math:`\lambda_{\max}` is
     not differentiable and the derivative of :math:`p_{(1)}` is returned.
 
-    Source: derived here (anchors.md §1.3, §1.4); ``proofs_check`` ids
+    Source: derived here (docs/notes/field.md §1.3, §1.4); ``proofs_check`` ids
     ``softmax_jacobian.characteristic_polynomial`` (secular equation, interlacing),
     ``softmax_jacobian.interlacing``, ``softmax_jacobian.spectral_half`` (the bound
     :math:`\beta/2`; stated as the headline result of Nair 2025, arXiv:2510.23012,
@@ -580,7 +580,7 @@ def entmax_spectral_norm(p: Any, alpha: float, *, check_probability: bool = True
     :math:`k = |\operatorname{supp} p|`. :math:`\alpha = 1` is softmax's norm,
     :math:`\alpha = 2` sparsemax's (see :func:`sparsemax_spectral_norm`).
 
-    Source: derived here (anchors.md §3.2); ``proofs_check`` ids
+    Source: derived here (docs/notes/field.md §3.2); ``proofs_check`` ids
     ``sparse_maps.entmax_jacobian`` (the Jacobian) and ``sparse_maps.entmax_spectral_bound``
     (the bound).
 
@@ -697,7 +697,7 @@ def sparsemax_spectral_norm(p: Any, *, check_probability: bool = True) -> jax.Ar
     The sparsemax Jacobian is an orthogonal projector onto a space of dimension
     :math:`|S| - 1`.
 
-    Source: Martins & Astudillo (2016) (anchors.md §3.1); ``proofs_check`` id
+    Source: Martins & Astudillo (2016) (docs/notes/field.md §3.1); ``proofs_check`` id
     ``sparse_maps.sparsemax_jacobian`` (the Jacobian is the projector, hence the norm).
 
     Args:
@@ -863,7 +863,7 @@ def eigenvalues(p: Any, *, beta: Any = 1.0, check_probability: bool = True) -> j
     1e-250 in :math:`(0.6, 0.4, 10^{-300}, 10^{-250})`) is found from :math:`f(\mu)`, whose
     terms are of size 1, so it is resolved only to an absolute :math:`\epsilon p_{(1)}`.
 
-    Source: derived here (anchors.md §1.4); ``proofs_check`` id
+    Source: derived here (docs/notes/field.md §1.4); ``proofs_check`` id
     ``softmax_jacobian.characteristic_polynomial``.
 
     Args:
@@ -939,7 +939,7 @@ def frobenius_norm(p: Any, *, beta: Any = 1.0, check_probability: bool = True) -
     the test suite's hard cases (against a 40-digit ``mpmath`` sum over the dense matrix; tested to
     :math:`10^{-12}` / :math:`10^{-5}`).
 
-    Source: derived here (anchors.md §1.1); ``proofs_check`` id
+    Source: derived here (docs/notes/field.md §1.1); ``proofs_check`` id
     ``softmax_jacobian.frobenius``.
 
     Args:
@@ -990,7 +990,7 @@ def one_norm(p: Any, *, beta: Any = 1.0, check_probability: bool = True) -> jax.
     suite's hard cases against a 40-digit ``mpmath`` reference (tested to :math:`10^{-12}` /
     :math:`10^{-5}`).
 
-    Source: derived here (anchors.md §1.5); ``proofs_check`` id ``softmax_jacobian.one_norm``.
+    Source: derived here (docs/notes/field.md §1.5); ``proofs_check`` id ``softmax_jacobian.one_norm``.
 
     Args:
       p: probabilities, shape ``(..., n)``, entries in :math:`[0, 1]`.
@@ -1118,7 +1118,7 @@ def inf_to_one_norm(p: Any, *, beta: Any = 1.0, return_bounds: bool = False,
     hard cases, :math:`\le 10^{-13}` for every ``n`` up to 24 (tested); beyond 24 the bracket
     is tested to contain the exact value.
 
-    Source: derived here (anchors.md §1.5); the same quantity is called the balanced-mass
+    Source: derived here (docs/notes/field.md §1.5); the same quantity is called the balanced-mass
     factor in Emadi, arXiv:2602.18849 (unconfirmed). ``proofs_check`` id
     ``softmax_jacobian.inf_to_one``.
 

@@ -3,7 +3,7 @@ constant, and the adversarial inputs on which it grows like :math:`\sqrt n`.
 
 * :func:`castin_bound` -- the data-dependent multi-head bound of Castin, Ablin & Peyre (ICML 2024,
   arXiv:2312.14820) exactly as their public code computes it (``compute_bound`` in
-  ``github:vcastin/how-smooth-is-attention``, ``adversarial_data/toolbox.py``; anchors.md §2.2 [V]).
+  ``github:vcastin/how-smooth-is-attention``, ``adversarial_data/toolbox.py``; docs/notes/field.md §2.2 [V]).
   Finding: with the code's one-sided :math:`R_h` it is **not** a bound for non-symmetric
   :math:`A_h` (explicit counterexample in its docstring); ``side="max"`` held in every test.
 * :func:`derived_bound` -- a proved (derived here) data-dependent bound of the same shape,
@@ -177,7 +177,7 @@ def castin_bound(params: Mapping[str, Any], x, *, scale: float | None = None,
     with :math:`n` the number of tokens and :math:`A_h, V_h` from :func:`head_matrices`.
 
     Exactly the quantities of ``compute_bound`` in ``github:vcastin/how-smooth-is-attention``
-    (``adversarial_data/toolbox.py``, read in source, anchors.md §2.2 [V]):
+    (``adversarial_data/toolbox.py``, read in source, docs/notes/field.md §2.2 [V]):
 
     * :math:`r` is the token **diameter** (max pairwise distance; not a radius);
     * their ``A_h = K_h^\top Q_h/\sqrt{d_h}`` with PyTorch ``Linear`` weights is
@@ -196,7 +196,7 @@ def castin_bound(params: Mapping[str, Any], x, *, scale: float | None = None,
     * :math:`n` is the number of tokens, also for masked layers (a mask only removes terms).
 
     The paper's theorem constant (:math:`\sqrt3\,\|V\|_2(\|A\|_2^2R^4(4n+1)+n)^{1/2}` on
-    :math:`B(0,R)^n`, anchors.md §2.2 [R]) is **unconfirmed** (recalled, the paper text was not
+    :math:`B(0,R)^n`, docs/notes/field.md §2.2 [R]) is **unconfirmed** (recalled, the paper text was not
     available) and is not what this function computes. The data-dependent code bound has no
     published proof in the available material.
 
@@ -315,7 +315,7 @@ def measured_lipschitz(layer_fn: Callable[[jax.Array], jax.Array], x, *, key: ja
     returns ``(output, jvp_out)``, so ``[0]`` is the layer output :math:`f(Y)`, not :math:`Ju`. Every
     step then forms :math:`J^\top f(Y)` whatever the current vector, and the loop returns
     :math:`\sqrt{\|J^\top f(Y)\|_2}` after about two steps: a value that scales with the output, is
-    0 when :math:`f(Y) = 0` and is not :math:`\|J_f(Y)\|_2` (anchors.md §2.2 [V, checked by running
+    0 when :math:`f(Y) = 0` and is not :math:`\|J_f(Y)\|_2` (docs/notes/field.md §2.2 [V, checked by running
     their code]: symmetric :math:`A`, :math:`n = 8`: 5.997 against :math:`\|J\|_2 = 2.1938`). With the
     index ``[1]`` their loop computes :math:`\|J\|_2` and agrees with this function to about 1e-7
     (their stop rule: change of :math:`\mu = \sigma^2` below 1e-4, at most 100 steps).
@@ -325,7 +325,7 @@ def measured_lipschitz(layer_fn: Callable[[jax.Array], jax.Array], x, *, key: ja
     :math:`\sqrt{17}` is not reproduced here, in either logit convention).
 
     For top-k attention the selection is outside the gradient, so this is the constant of the
-    masked softmax with the current selection (top-k is discontinuous at ties, anchors.md §3.3).
+    masked softmax with the current selection (top-k is discontinuous at ties, docs/notes/field.md §3.3).
 
     Args:
       layer_fn: function of the tokens ``[T, d]`` (e.g. from :func:`attention_layer`).
@@ -551,7 +551,7 @@ def adversarial_lower_bound(A, V, n: int, *, radius: float | None = None, gap: f
 
     (Row :math:`i \ge 2`: :math:`df_i = V^\top[p\,u + p(1-p)(x_1 - x_2)\,bR\lambda]`; row 1:
     :math:`df_1 = V^\top[q\,u + q(1-q)(x_1 - x_2)(2a-b)R\lambda]`; the covariance form of the
-    softmax derivative, anchors.md §1.1.) Hence
+    softmax derivative, docs/notes/field.md §1.1.) Hence
 
     .. math::
         \|J_f(X)\|_2 \;\ge\; \|J_f E\|_2 \;\ge\; \sqrt{n-1}\;p\,(1+(1-p)g)\,\|V^\top u\|_2

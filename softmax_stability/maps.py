@@ -10,7 +10,7 @@ pure JAX functions that work under ``jax.jit``, ``jax.vmap``, ``jax.jvp``/``jax.
 where :math:`s` is the map's *support weight*: :math:`s=\beta p` for softmax (then
 :math:`J=\beta(\operatorname{diag}p-pp^\top)`), :math:`s=\mathbf 1_S` for sparsemax and
 :math:`s_i=p_i^{2-\alpha}` on the support for :math:`\alpha`-entmax (Peters et al. 2019; the
-formula coded in ``deep-spin/entmax``'s backward passes, see anchors.md §3.1-3.2). The rule is
+formula coded in ``deep-spin/entmax``'s backward passes, see docs/notes/field.md §3.1-3.2). The rule is
 applied matrix-free: :math:`Jt = s\odot t - s\,(s^\top t)/(\mathbf 1^\top s)`.
 
 Argument checks are eager (before tracing): ``z`` is promoted to a float dtype (integers and
@@ -352,7 +352,7 @@ def softmax(z: Any, axis: int = -1, *, beta: Any = 1.0, where: Any = None) -> ja
     conventions: masked and ``-inf`` entries get 0, a fully masked row gives zeros (zero
     gradient), ``+inf`` entries share the mass equally, ``NaN`` makes the row ``NaN``.
 
-    Source: standard; Jacobian as in anchors.md §1.1 (Gao & Pavel 2017). Same masking semantics
+    Source: standard; Jacobian as in docs/notes/field.md §1.1 (Gao & Pavel 2017). Same masking semantics
     as ``jax.nn.softmax(x, where=...)`` except that fully masked rows and ``+inf`` give finite
     values here.
 
@@ -425,9 +425,9 @@ def topk_softmax(z: Any, k: int, axis: int = -1, *, beta: Any = 1.0) -> jax.Arra
     Derivative: the softmax Jacobian restricted to :math:`T_k`, the selection being treated as
     constant (as in the SF authors' code, which masks with :math:`-10^{15}` before
     ``F.softmax``). This is the true derivative away from ties between the k-th and (k+1)-th
-    logits; at such a tie the map is discontinuous (anchors.md §3.3).
+    logits; at such a tie the map is discontinuous (docs/notes/field.md §3.3).
 
-    Source: Ram et al. 2025 (Semantic Focus) TOPK(k) (semantic_focus.md §1.3); Gupta et al.
+    Source: Ram et al. 2025 (Semantic Focus) TOPK(k) (docs/notes/semantic_focus.md §1.3); Gupta et al.
     2021 (top-k attention).
 
     Args:
@@ -477,7 +477,7 @@ def sparsemax(z: Any, axis: int = -1) -> jax.Array:
     of ``z_i -> inf`` together); a ``NaN`` makes the row ``NaN``; an all ``-inf`` row gives zeros.
 
     Source: Martins & Astudillo, ICML 2016, arXiv:1602.02068 (definition, sort-based threshold
-    and Jacobian as recorded in anchors.md §3.1; algorithm/equation numbers unconfirmed).
+    and Jacobian as recorded in docs/notes/field.md §3.1; algorithm/equation numbers unconfirmed).
 
     Args:
         z: logits, any shape with at least one dimension; integers are promoted.
@@ -515,7 +515,7 @@ def entmax15(z: Any, axis: int = -1) -> jax.Array:
 
     Source: Peters, Niculae & Martins, ACL 2019, "Sparse Sequence-to-Sequence Models" (exact
     sort-based 1.5-entmax; algorithm number unconfirmed), as coded in ``deep-spin/entmax``
-    ``Entmax15Function``; anchors.md §3.2.
+    ``Entmax15Function``; docs/notes/field.md §3.2.
 
     Args:
         z: logits, any shape with at least one dimension; integers are promoted.
@@ -569,7 +569,7 @@ def entmax(z: Any, alpha: float, axis: int = -1) -> jax.Array:
 
     Source: Peters, Niculae & Martins, ACL 2019 (definition, closed form, Jacobian);
     ``entmax_bisect`` (Correia et al. 2019 / ``deep-spin/entmax``) for the bisection; the
-    :math:`v`-reparametrisation is derived here. anchors.md §3.2.
+    :math:`v`-reparametrisation is derived here. docs/notes/field.md §3.2.
 
     Args:
         z: logits, any shape with at least one dimension; integers are promoted.

@@ -9,7 +9,7 @@ are validated eagerly and return NumPy arrays, so they are compile-time constant
 
 The band and block rules, and the placement of global tokens, follow the Semantic Focus authors'
 code (Ram et al. 2025, ``github:rithram/spartan``, ``attn_masks.py``: ``mask_window``,
-``mask_block_local``, ``--ngtk``), as recorded in ``shared/reference/semantic_focus.md`` §1.3.
+``mask_block_local``, ``--ngtk``), as recorded in ``docs/notes/semantic_focus.md`` §1.3.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def band_mask(n: int, k: int, *, global_tokens: int = 0) -> np.ndarray:
     column sums are :math:`3,4,5,6,7,5,\dots,5,7,6,5,4,3`.
 
     Source: Ram et al. 2025 (Semantic Focus), BAND(k), as implemented in the authors' code
-    (``attn_masks.mask_window``; semantic_focus.md §1.3).
+    (``attn_masks.mask_window``; docs/notes/semantic_focus.md §1.3).
 
     Args:
         n: number of tokens (queries = keys), ``n >= 1``.
@@ -92,7 +92,7 @@ def block_mask(n: int, k: int, *, global_tokens: int = 0) -> np.ndarray:
     (``n mod k`` tokens), as in the authors' loop.
 
     Source: Ram et al. 2025 (Semantic Focus), BLOC(k) (``attn_masks.mask_block_local``;
-    semantic_focus.md §1.3).
+    docs/notes/semantic_focus.md §1.3).
 
     Args:
         n: number of tokens, ``n >= 1``.
@@ -183,7 +183,7 @@ def topk_mask(z: Any, k: int) -> jax.Array:
     ``k = n`` gives an all-``True`` mask; ``k > n`` raises ``ValueError`` (the library's one rule
     for every ``k``: :math:`1 \le k \le n`).
 
-    Source: the TOPK(k) ("heavy hitter") variant of Ram et al. 2025 (semantic_focus.md §1.3);
+    Source: the TOPK(k) ("heavy hitter") variant of Ram et al. 2025 (docs/notes/semantic_focus.md §1.3);
     Gupta et al. 2021 (top-k attention). Their ``torch.topk`` leaves tie order unspecified; the
     lower-index rule is this library's choice.
 

@@ -18,12 +18,12 @@ schedule                      :math:`\tau(n)`                                   
 ============================  =================================================  ===========================
 
 The SSA gain :math:`g` has three parametrisations (:func:`position_gain`): ``"sigmoid"``
-(:math:`\sigma(\alpha)`, the form of the unofficial reproductions, ssa.md §1.3 [3P, unconfirmed]),
-``"double_exp"`` (:math:`e^{-e^{\alpha}}`, the official code ``model_finetune_att.py``, ssa.md §1.7)
+(:math:`\sigma(\alpha)`, the form of the unofficial reproductions, docs/notes/selective_attention.md §1.3 [3P, unconfirmed]),
+``"double_exp"`` (:math:`e^{-e^{\alpha}}`, the official code ``model_finetune_att.py``, docs/notes/selective_attention.md §1.7)
 and ``"linear"`` (:math:`\alpha`, the official code's ``no_func`` ablation). The SSA token part
 :math:`\tanh f(x)` with the weight-shared :math:`f(x)=u^\top\operatorname{GELU}(W^\top x)`
 (:func:`token_logit`, :func:`token_temperature`) follows the unofficial reproductions
-(ssa.md §1.3-1.4, [3P], unconfirmed against the paper).
+(docs/notes/selective_attention.md §1.3-1.4, [3P], unconfirmed against the paper).
 
 Argument checks are eager when the values are concrete: ``n >= 1`` and finite, every parameter
 finite, ``parametrisation`` one of the three names; temperature and scale parameters (``tau`` of
@@ -151,7 +151,7 @@ def log_n_scaling(n: Any) -> jax.Array:
     r"""Log-length scaling of the logits, :math:`\tau(n) = \ln n`.
 
     Source: Chiang & Cholak 2022, "Overcoming a Theoretical Limitation of Self-Attention"
-    (logits multiplied by :math:`\log n`; anchors.md §4.3, the exact form there is
+    (logits multiplied by :math:`\log n`; docs/notes/field.md §4.3, the exact form there is
     [unconfirmed]). Equal to :func:`ssmax` with :math:`s = 1`. At :math:`n = 1` it is 0 (a single
     key gets weight 1 at any temperature).
 
@@ -175,7 +175,7 @@ def ssmax(n: Any, s: Any) -> jax.Array:
 
     :math:`\operatorname{softmax}(s\ln n\cdot z)_i = n^{s z_i}/\sum_j n^{s z_j}`.
 
-    Source: Nakanishi 2025, arXiv:2501.19399 (anchors.md §4.4), :math:`s` a learnable scalar
+    Source: Nakanishi 2025, arXiv:2501.19399 (docs/notes/field.md §4.4), :math:`s` a learnable scalar
     per layer or head.
 
     Args:
@@ -200,9 +200,9 @@ def position_gain(alpha: Any, parametrisation: str = "sigmoid") -> jax.Array:
         g(\alpha) = \begin{cases} \sigma(\alpha) = 1/(1+e^{-\alpha}) & \texttt{"sigmoid"} \\
         e^{-e^{\alpha}} & \texttt{"double\_exp"} \\ \alpha & \texttt{"linear"} \end{cases}
 
-    Sources: ``"sigmoid"``: unofficial SSA reproductions (ssa.md §1.3, [3P], unconfirmed as the
+    Sources: ``"sigmoid"``: unofficial SSA reproductions (docs/notes/selective_attention.md §1.3, [3P], unconfirmed as the
     paper's form), :math:`g\in(0,1)`; ``"double_exp"``: official SSA code
-    ``lit_gpt/model_finetune_att.py`` (ssa.md §1.7), :math:`g\in(0,1)`, init :math:`\alpha=2`
+    ``lit_gpt/model_finetune_att.py`` (docs/notes/selective_attention.md §1.7), :math:`g\in(0,1)`, init :math:`\alpha=2`
     gives :math:`e^{-e^2} = 6.1798\times10^{-4}`; ``"linear"``: the official ``no_func`` ablation
     (``model_finetune_att_no_func.py``), any real :math:`g`.
 
@@ -236,7 +236,7 @@ def position_temperature(n: Any, alpha: Any, parametrisation: str = "sigmoid") -
     :math:`1 + c\ln n` of the dilution claims (:func:`softmax_stability.dilution.needle_limit`).
 
     Source: SSA (Zhang et al. 2024), official code ``model_finetune_att.py`` (``double_exp``) and
-    the reproductions' ``sigmoid`` form (ssa.md §1.3, §1.7).
+    the reproductions' ``sigmoid`` form (docs/notes/selective_attention.md §1.3, §1.7).
 
     Args:
         n: number(s) of visible keys, ``>= 1`` (causal query at 0-based position ``i``: ``i + 1``).
@@ -314,7 +314,7 @@ def token_logit(x: Any, w: Any, u: Any) -> jax.Array:
     With weight sharing :math:`W` is the attention's own projection (:math:`W_q` for the query
     temperature, :math:`W_v` for the value temperature) and only :math:`u\in\mathbb R^{d_h}` is new.
 
-    Source: unofficial SSA reproductions (ssa.md §1.4, [3P], unconfirmed against the paper).
+    Source: unofficial SSA reproductions (docs/notes/selective_attention.md §1.4, [3P], unconfirmed against the paper).
 
     Args:
         x: tokens, shape ``(..., d)``.
@@ -341,7 +341,7 @@ def token_logit(x: Any, w: Any, u: Any) -> jax.Array:
 def token_temperature(token_logit: Any) -> jax.Array:
     r"""SSA token part of the temperature, :math:`\tau^{\mathrm{tok}} = \tanh f(x) \in (-1, 1)`.
 
-    Source: ssa.md §1.3 ([3P], unconfirmed against the paper).
+    Source: docs/notes/selective_attention.md §1.3 ([3P], unconfirmed against the paper).
 
     Args:
         token_logit: :math:`f(x)` (e.g. from :func:`token_logit`), finite when concrete.
@@ -363,7 +363,7 @@ def ssa_temperature(n: Any, alpha: Any, token_logit: Any = None, *,
 
     The position part is :func:`position_temperature`; the token part :func:`token_temperature`
     is omitted when ``token_logit`` is None. With ``"sigmoid"`` or ``"double_exp"`` and a token
-    part, :math:`\tau \in (g\ln n,\ 2 + g\ln n)`, so :math:`\tau > 0` (ssa.md §1.3 invariant).
+    part, :math:`\tau \in (g\ln n,\ 2 + g\ln n)`, so :math:`\tau > 0` (docs/notes/selective_attention.md §1.3 invariant).
     :math:`g = 0` and no token part give :math:`\tau \equiv 1`, i.e. vanilla attention.
 
     Evaluated as :math:`g\ln n + 2\sigma(2f)` (:math:`1 + \tanh f = 2\sigma(2f)`), which keeps
@@ -372,7 +372,7 @@ def ssa_temperature(n: Any, alpha: Any, token_logit: Any = None, *,
     flushes it to 0, so at :math:`n = 1` :math:`\tau = 0`); float32: :math:`f \ge -43.6`. The
     plain :math:`1 + \tanh f` is exactly 0 already for :math:`f \le -19.1` in float64.
 
-    Source: SSA (Zhang et al. 2024) as reconstructed in ssa.md §1.3 ([3P]: additive form of the
+    Source: SSA (Zhang et al. 2024) as reconstructed in docs/notes/selective_attention.md §1.3 ([3P]: additive form of the
     unofficial reproductions; unconfirmed against the paper).
 
     Args:
@@ -411,7 +411,7 @@ def yarn(scale: Any) -> jax.Array:
         \sqrt{1/t} = \begin{cases} 0.1\ln s + 1 & s > 1 \\ 1 & s \le 1 \end{cases}
 
     YaRN multiplies both :math:`q` and :math:`k` by this factor, so the logits are scaled by its
-    square :math:`1/t`; as a per-query schedule (SSA's "YaRN" baseline, ssa.md §3 Table D,
+    square :math:`1/t`; as a per-query schedule (SSA's "YaRN" baseline, docs/notes/selective_attention.md §3 Table D,
     exact use unconfirmed) it is used here as an inverse temperature on its own.
 
     Source: Peng, Quesnelle, Fan, Shippole 2023, "YaRN", eq. for :math:`\sqrt{1/t}`

@@ -95,7 +95,7 @@ def _sigmoid(a):
 
 
 def _ssa_reference(p, x, positions):
-    """SSA layer written out in NumPy (ssa.md §1.2-1.4 reconstruction: sigmoid gain, weight-shared
+    """SSA layer written out in NumPy (docs/notes/selective_attention.md §1.2-1.4 reconstruction: sigmoid gain, weight-shared
     token part, query + value temperatures, causal, n_i = absolute position + 1)."""
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), p)
     x = np.asarray(x, np.float64)

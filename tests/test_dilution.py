@@ -85,7 +85,7 @@ def test_masks_and_fully_masked_rows():
 
 
 def test_top_fraction_mass_ssa_statistic():
-    # ssa.md §5 item 11: row i (i + 1 visible keys) sums its top max(1, floor(0.05 (i + 1))) weights
+    # docs/notes/selective_attention.md §5 item 11: row i (i + 1 visible keys) sums its top max(1, floor(0.05 (i + 1))) weights
     T = 120
     z = np.random.default_rng(1).normal(size=(T, T)) * 2
     P = np.asarray(softmax(z, where=causal_mask(T)))
@@ -100,7 +100,7 @@ def test_top_fraction_mass_ssa_statistic():
 
 
 def test_sorted_profile_causal():
-    # ssa.md §5 item 10: rows sum to 1 and entries beyond index t are 0 (causal)
+    # docs/notes/selective_attention.md §5 item 10: rows sum to 1 and entries beyond index t are 0 (causal)
     T, B, H = 24, 3, 2
     z = np.random.default_rng(2).normal(size=(B, H, T, T))
     P = np.asarray(softmax(z, where=causal_mask(T)))
@@ -264,13 +264,13 @@ def test_needle_scheduled_vs_mpmath(n, gap, c, offset):
 
 
 def test_needle_reference_numbers():
-    # ssa.md §2.2 / §5 item 17
+    # docs/notes/selective_attention.md §2.2 / §5 item 17
     for n in (256, 4096, 65536):
         assert float(D.needle_probability_scheduled(n, 2.0, 0.5)) == pytest.approx(0.8808, abs=1e-3)
     assert float(D.needle_limit(2.0, 0.5)) == pytest.approx(0.880797, abs=1e-6)
     assert float(D.needle_probability(4096, 2.0, 1.0)) == pytest.approx(0.0018, abs=5e-5)
     assert float(D.needle_probability_scheduled(4096, 2.0, 1.0)) > 0.9999
-    # anchors.md §4.4 (SSMax, n = 1e5): s*gap = 0.8 / 1.0 / 1.2 -> 0.09 / 0.50 / 0.91
+    # docs/notes/field.md §4.4 (SSMax, n = 1e5): s*gap = 0.8 / 1.0 / 1.2 -> 0.09 / 0.50 / 0.91
     for sg, ref in ((0.8, 0.09), (1.0, 0.50), (1.2, 0.91)):
         assert float(D.needle_probability_scheduled(1e5, 1.0, sg, 0.0)) == pytest.approx(ref, abs=0.01)
 

@@ -107,7 +107,7 @@ def test_causal_layer_weights(layer):
 
 
 def test_query_temperature_is_folded_into_q(layer):
-    # SSA query temperature = row scale of the logits = scaling q_i (ssa.md §1.6)
+    # SSA query temperature = row scale of the logits = scaling q_i (docs/notes/selective_attention.md §1.6)
     F, T, tokens, q, k, v = layer
     tau = jnp.linspace(1.0, 3.0, T)
     P1 = F.attention_weights(q, k, tau)
@@ -143,7 +143,7 @@ def test_tau_degree_trend_direction_and_verdict():
     noise = [np.array([0.01, -0.02, 0.0, 0.01, -0.01, 0.02, 0.0, -0.01]) * s for s in (1, -1, 2)]
     up = tau_degree_trend(deg, [0.9 + 0.1 * np.log2(d) + e for d, e in zip(deg, noise)])
     assert up["direction"] == "rises" and up["agrees"] is False and up["slope"] == pytest.approx(0.1, abs=0.01)
-    assert "rises" in up["text"] and "DISAGREEING" in up["text"] and "ssa.md §5 item 21" in up["text"]
+    assert "rises" in up["text"] and "DISAGREEING" in up["text"] and "docs/notes/selective_attention.md §5 item 21" in up["text"]
     down = tau_degree_trend(deg, [1.5 - 0.1 * np.log2(d) + e for d, e in zip(deg, noise)])
     assert down["direction"] == "falls" and down["agrees"] is True and "agreeing with" in down["text"]
     flat = tau_degree_trend(deg, [1.0 + e for e in noise])  # slopes of pure noise, within 2 s.e. of 0

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Flip to True once ``docs/_tools/rewrite_citations.py --apply`` has rewritten the citations of
 #: the earlier note names (then ``test_no_old_style_citation`` runs instead of being skipped).
-REWRITTEN = False
+REWRITTEN = True
 
 #: Where citations are looked for in source text (the rewrite script rewrites the first six).
 SCANNED = ["softmax_stability", "figures", "proofs_check", "benchmarks", "tests", "README.md", "docs"]

@@ -59,7 +59,7 @@ def test_layer_norm_and_positions_match_definitions():
 
 
 # ------------------------------------------------------------------------------------------------
-# an independent NumPy forward pass (semantic_focus.md §1.1), float64
+# an independent NumPy forward pass (docs/notes/semantic_focus.md §1.1), float64
 
 
 def _np_mask(variant: str, n: int) -> np.ndarray:

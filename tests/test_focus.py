@@ -2,7 +2,7 @@
 
 References here are independent: per-row NumPy loops over sorted attended logits for dispersion,
 separation and in-degree; dense NumPy linear algebra for Gamma / Upsilon / Xi; the comparison
-conditions (304)/(305) typed in again from shared/reference/semantic_focus.md §2.2 (and their
+conditions (304)/(305) typed in again from docs/notes/semantic_focus.md §2.2 (and their
 Table 6 values from §3, computed there from the paper's statistics); and a brute-force grid
 search over (c1, c2) of those LHS formulas for the closed-form region boundaries.
 """
@@ -73,17 +73,17 @@ def np_topk_selection(z, k, mask=None):
 
 
 def authors_lhs_304(ds, dh, sep):
-    """semantic_focus.md §2.2: dh/ds + (1/ds) ln(2 (1 + 1/Delta))."""
+    """docs/notes/semantic_focus.md §2.2: dh/ds + (1/ds) ln(2 (1 + 1/Delta))."""
     return dh / ds + np.log(2.0 * (1.0 + 1.0 / sep)) / ds
 
 
 def authors_lhs_305(ds, dh, sep, bb):
-    """semantic_focus.md §2.2: dh/ds + (1/ds) ln(ds (1+bb)(1+1/Delta) + bb) - (1/ds) ln(1+ds)."""
+    """docs/notes/semantic_focus.md §2.2: dh/ds + (1/ds) ln(ds (1+bb)(1+1/Delta) + bb) - (1/ds) ln(1+ds)."""
     return dh / ds + np.log(ds * (1.0 + bb) * (1.0 + 1.0 / sep) + bb) / ds - np.log(1.0 + ds) / ds
 
 
 def brute_force_c2_min(lhs, ds, c1, h):
-    """The grid search of semantic_focus.md §2.2/§5.9: for fixed delta_s and c1 = delta_h/delta_s,
+    """The grid search of docs/notes/semantic_focus.md §2.2/§5.9: for fixed delta_s and c1 = delta_h/delta_s,
     the smallest c2 = Delta/delta_s on a grid of step h in (0, 1) with LHS < 1 (inf if none)."""
     c2 = np.arange(1, int(round(1 / h))) * h
     ok = lhs(ds, c1 * ds, c2 * ds) < 1
@@ -189,7 +189,7 @@ def test_in_degree_block_and_band_masks():
         np.testing.assert_array_equal(got, counts)
         np.testing.assert_array_equal(F.band_in_degree(n, k, global_tokens=g), counts)
     b = np.asarray(F.in_degree(band_mask(40, 5)))
-    assert b.tolist() == [3, 4, 5, 6, 7] + [5] * 30 + [7, 6, 5, 4, 3]  # semantic_focus.md §1.3
+    assert b.tolist() == [3, 4, 5, 6, 7] + [5] * 30 + [7, 6, 5, 4, 3]  # docs/notes/semantic_focus.md §1.3
     b = np.asarray(F.in_degree(band_mask(45, 9)))
     assert b.min() == 5 and b.max() == 13 and np.all(b[9:-9] == 9)
     np.testing.assert_array_equal(F.block_in_degree(7, 3, global_tokens=2),
@@ -256,7 +256,7 @@ def test_gamma_upsilon_xi_with_bias_augmentation():
 # ----------------------------------------------------------------------------------------------
 # conditions (304), (305)
 
-# semantic_focus.md §3: the paper's Table 6 statistics and the LHS values computed from them
+# docs/notes/semantic_focus.md §3: the paper's Table 6 statistics and the LHS values computed from them
 TABLE6_LHS = {
     "ListOps": ((0.970, 0.689, 0.564, 0.565), (0.898, 0.674, 0.586, 0.612)),
     "Parity": ((0.704, 0.759, 0.803, 1.220), (0.723, 0.808, 0.862, 1.286)),

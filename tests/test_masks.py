@@ -2,7 +2,7 @@
 
 The band/block references below are direct transcriptions of the Semantic Focus authors' loops
 (``attn_masks.mask_window`` / ``mask_block_local`` in github:rithram/spartan, see
-shared/reference/semantic_focus.md §1.3), written with explicit index bounds rather than the
+docs/notes/semantic_focus.md §1.3), written with explicit index bounds rather than the
 library's vectorised clip formula. The top-k reference is NumPy's stable sort.
 """
 
@@ -70,7 +70,7 @@ def test_band_in_degrees_n40_k5_exact():
 
 def test_band_in_degrees_n45_k9():
     cols = band_mask(45, 9).sum(axis=0)
-    assert cols.min() == 5 and cols.max() == 13  # semantic_focus.md §1.3
+    assert cols.min() == 5 and cols.max() == 13  # docs/notes/semantic_focus.md §1.3
     assert np.all(cols[9:-9] == 9)
     assert cols.sum() == 45 * 9
 

@@ -184,7 +184,7 @@ def test_norm_experiment_structure():
     most sqrt(2) ||W_i.|| <= sqrt(2) ||W||_2, with tau = 1 (vanilla) or tau < 2 (SSA). So
     ||W||_2 >= max_i ln(9 (K - d_i) / d_i) / (sqrt(2) tau_max) at the first hit.
 
-    And the SSA fits need a smaller norm on average (ssa.md §5 item 22): a temperature up to 2
+    And the SSA fits need a smaller norm on average (docs/notes/selective_attention.md §5 item 22): a temperature up to 2
     scales the logits; on this seed the ratio of the means is ~0.7 (0.66-0.72 on seeds 0-2).
     """
     m, k, steps = 4, 6, 300

@@ -1,5 +1,5 @@
 """Tests for softmax_stability.temperature: the schedules' values (against the SSA authors' code
-constants recorded in ssa.md §5 and independent NumPy/math computations), invariants, derivatives,
+constants recorded in docs/notes/selective_attention.md §5 and independent NumPy/math computations), invariants, derivatives,
 transformations and bad input."""
 
 import math
@@ -29,7 +29,7 @@ def test_position_gain_values():
 
 
 def test_official_code_constants():
-    # ssa.md §5 items 2-4: coefficients and factors of the official code's double-exponential form
+    # docs/notes/selective_attention.md §5 items 2-4: coefficients and factors of the official code's double-exponential form
     assert float(T.position_gain(2.0, "double_exp")) == pytest.approx(6.179790e-4, abs=1e-9)
     assert float(T.position_temperature(1024, 2.0, "double_exp")) == pytest.approx(1.0042835, abs=1e-6)
     assert float(T.position_temperature(2048, 2.0, "double_exp")) == pytest.approx(1.0047119, abs=1e-6)
@@ -86,7 +86,7 @@ def test_token_logit_against_numpy():
 
 
 # ---------------------------------------------------------------------------------------------
-# invariants (ssa.md §5 item 12) and identity reduction (item 13)
+# invariants (docs/notes/selective_attention.md §5 item 12) and identity reduction (item 13)
 
 
 @settings(max_examples=40, deadline=None)

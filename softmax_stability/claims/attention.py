@@ -10,9 +10,9 @@ r"""Claims about Selective Self-Attention (SSA) as implemented in :mod:`softmax_
 * A4 -- the official code's gain :math:`e^{-e^\alpha}` is positive (so the position temperature
   :math:`1 + g\ln n \ge 1`), and in float64 a normal number up to the stated edge.
 
-The token/value temperatures and the sigmoid form follow unofficial reproductions (ssa.md
+The token/value temperatures and the sigmoid form follow unofficial reproductions (docs/notes/selective_attention.md
 §1.2-1.4, [3P], unconfirmed against the paper); the double-exponential gain is the official code's
-(ssa.md §1.7).
+(docs/notes/selective_attention.md §1.7).
 
 **Identities as scalars (A1, A2).** Each instance carries a random Gaussian weight array ``w`` of
 the output's shape; the measured value is :math:`\langle w, \mathrm{library}\rangle` and the
@@ -115,7 +115,7 @@ register(Claim(
     family="attention",
     statement=r"\mathrm{Attn}(\tau\odot q, k, v)_i = \sum_j \mathrm{softmax}_j\big(\tau_i\,q_i^\top k_j/\sqrt{d_h}\big)\,v_j"
               r"\ \ (\text{checked as } \langle w, \cdot\rangle \text{ for a random } w)",
-    source="derived here (ssa.md §1.6 [OURS]; anchors.md §5.6: a per-query temperature folds into q)",
+    source="derived here (docs/notes/selective_attention.md §1.6 [OURS]; docs/notes/field.md §5.6: a per-query temperature folds into q)",
     kind="equal",
     bound=_dense_functional("ref", unit_nu=True),
     measure=_a1_measure,
@@ -135,7 +135,7 @@ register(Claim(
     family="attention",
     statement=r"\tau\equiv\nu\equiv1:\ \mathrm{SSA} = \mathrm{softmax}(QK^\top/\sqrt{d_h})V;\quad "
               r"y_i = \sum_j p_{ij}(\tau_i)\,\nu_j v_j\ \ (\text{checked as } \langle w, y\rangle)",
-    source="derived here (ssa.md §1.2, §1.6; value temperature as in the reproductions [3P], unconfirmed)",
+    source="derived here (docs/notes/selective_attention.md §1.2, §1.6; value temperature as in the reproductions [3P], unconfirmed)",
     kind="equal",
     bound=_dense_functional("ref", unit_nu=False),
     measure=_a2_measure,
@@ -200,7 +200,7 @@ register(Claim(
     statement=r"\tau = 1 + \sigma(\alpha)\ln n + \tanh f \ \ge\ \sigma(\alpha)\ln n \ \ge 0 "
               r"\quad(n \ge 1;\ \tau > 0 \text{ for finite } f,\ \inf\tau = 0;\ \text{float64, evaluated as }"
               r"\sigma(\alpha)\ln n + 2\sigma(2f):\ \tau > 0 \text{ for } f \ge -354.19)",
-    source="SSA temperature form of the unofficial reproductions (ssa.md §1.3, [3P], unconfirmed); "
+    source="SSA temperature form of the unofficial reproductions (docs/notes/selective_attention.md §1.3, [3P], unconfirmed); "
            "positivity derived here; the float64 range is that of ssa_temperature's 2 sigmoid(2f) "
            "(tests/test_mutants_attention.py checks it against mpmath)",
     kind="lower",
@@ -264,7 +264,7 @@ register(Claim(
     statement=r"g(\alpha) = e^{-e^{\alpha}} > 0\ \ (\text{so } 1 + g\ln n \ge 1);\ "
               r"\text{in float64 } g \ge 2^{-1022} \text{ for } \alpha \le 6.563\ "
               r"(\text{edge } \ln(1022\ln 2) = 6.5630039)",
-    source="official SSA code lit_gpt/model_finetune_att.py (ssa.md §1.7, [CODE]); positivity derived here; "
+    source="official SSA code lit_gpt/model_finetune_att.py (docs/notes/selective_attention.md §1.7, [CODE]); positivity derived here; "
            "the float64 edge: e^{-e^alpha} >= 2^-1022 iff e^alpha <= 1022 ln 2",
     kind="lower",
     bound=_floor_up_to(_EDGE),  # strictly positive (normal) up to the edge; beyond, only g >= 0

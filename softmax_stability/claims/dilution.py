@@ -2,7 +2,7 @@
 bounded logits.
 
 These are *derived here*: surrogates for the SSA paper's dilution statements, whose exact form was
-not recovered (ssa.md §2.2). Bounds and reference values come from
+not recovered (docs/notes/selective_attention.md §2.2). Bounds and reference values come from
 :mod:`softmax_stability.dilution` and :mod:`softmax_stability.temperature`; measured values are
 softmax weights computed by :func:`softmax_stability.maps.softmax` on explicit logit vectors
 (direct evaluation, independent of the closed forms) or, beyond the sizes that fit in memory,
@@ -144,7 +144,7 @@ register(Claim(
     id="DL1-needle-limit",
     family="dilution",
     statement=_needle_statement("1"),
-    source="derived here (surrogate for SSA's dilution statement, ssa.md §2.2; anchors.md §4.1); "
+    source="derived here (surrogate for SSA's dilution statement, docs/notes/selective_attention.md §2.2; docs/notes/field.md §4.1); "
            "schedule 1 + c ln n = SSA 'linear' position temperature (temperature.position_temperature; "
            "not temperature.log_n_scaling, which is ln n)",
     kind="upper",
@@ -165,7 +165,7 @@ register(Claim(
     id="DL1b-ssmax-needle-limit",
     family="dilution",
     statement=_needle_statement("0"),
-    source="derived here (anchors.md §4.4: SSMax s ln n, Nakanishi 2025); same algebra as DL1 with offset 0",
+    source="derived here (docs/notes/field.md §4.4: SSMax s ln n, Nakanishi 2025); same algebra as DL1 with offset 0",
     kind="upper",
     bound=_needle_bound,
     measure=_needle_measure,
@@ -333,7 +333,7 @@ register(Claim(
               r"|\hat{\mathbb E} H(\mathrm{softmax}(\tau z)) - (\ln n - \tau^2/2)| \le 5\,\mathrm{SE} + c_n(\tau),"
               r"\ c_n(\tau) = \frac{(2\tau^2-1)e^{\tau^2}+1}{2n}",
     source="derived here (random-energy-model law of large numbers; surrogate for SSA's dilution "
-           "statement, ssa.md §2.2); c_n is the second-order delta-method correction",
+           "statement, docs/notes/selective_attention.md §2.2); c_n is the second-order delta-method correction",
     kind="upper",
     bound=_gauss_bound,
     measure=_gauss_measure,
@@ -480,7 +480,7 @@ register(Claim(
     family="dilution",
     statement=r"z \in [-R, R]^n \;\Rightarrow\; \frac{e^{-2R}}{n} \le \mathrm{softmax}(z)_j \le \frac{e^{2R}}{n}"
               r"\iff |\ln(n\,p_j)| \le 2R",
-    source="derived here (surrogate for SSA's dilution statement, ssa.md §2.2 and §5 item 16)",
+    source="derived here (surrogate for SSA's dilution statement, docs/notes/selective_attention.md §2.2 and §5 item 16)",
     kind="upper",
     bound=_bounded_bound,
     measure=_bounded_measure,

@@ -141,7 +141,7 @@ register(Claim(
     statement=r"p_j \le e^{\delta}/n,\quad \delta = \max_i z_i - \min_i z_i"
               r"\quad(\text{tight as } n\to\infty \text{ at fixed } \delta"
               r"\text{; at fixed } n \text{ only at } \delta=0)",
-    source="derived here (semantic_focus.md O1; the mechanism behind SF's e^{delta} constants)",
+    source="derived here (docs/notes/semantic_focus.md O1; the mechanism behind SF's e^{delta} constants)",
     kind="upper",
     bound=_entry_bound(1),
     measure=lambda prm: jnp.max(_p_delta(prm)[0]),
@@ -165,7 +165,7 @@ register(Claim(
     statement=r"p_j \ge e^{-\delta}/n"
               r"\quad(\text{tight as } n\to\infty \text{ at fixed } \delta"
               r"\text{; at fixed } n \text{ only at } \delta=0)",
-    source="derived here (semantic_focus.md O1)",
+    source="derived here (docs/notes/semantic_focus.md O1)",
     kind="lower",
     bound=_entry_bound(0),
     measure=lambda prm: jnp.min(_p_delta(prm)[0]),
@@ -189,7 +189,7 @@ register(Claim(
     id="D2-dispersion-pmax",
     family="dispersion",
     statement=r"p_{\max} \le e^{\delta}/(e^{\delta} + n - 1)",
-    source="derived here (semantic_focus.md O1; anchors.md §4.1)",
+    source="derived here (docs/notes/semantic_focus.md O1; docs/notes/field.md §4.1)",
     kind="upper",
     bound=_pmax_bound_of(),
     measure=lambda prm: jnp.max(_p_delta(prm)[0]),

@@ -1,4 +1,4 @@
-r"""Claims about the Lipschitz constant of softmax attention layers (anchors.md §2.2).
+r"""Claims about the Lipschitz constant of softmax attention layers (docs/notes/field.md §2.2).
 
 Instances are single-head layers of :func:`softmax_stability.attention.multi_head_attention`
 (``d = 3`` tokens, head dimension 3, no output projection, no biases -- the setting of the
@@ -356,7 +356,7 @@ register(Claim(
     statement=r"\|J_f(X)\|_2 \le \sum_h \|V_h\|_2\sqrt{R_h^2 r^2 (n+1) + n},\ "
               r"r = \max_{i,j}\|x_i - x_j\|,\ R_h = \max_i \max(\|A_h^\top x_i\|, \|A_h x_i\|)",
     source="Castin, Ablin & Peyre 2024 (arXiv:2312.14820), data-dependent bound as computed by "
-           "their code (compute_bound, vcastin/how-smooth-is-attention; anchors.md §2.2 [V]), "
+           "their code (compute_bound, vcastin/how-smooth-is-attention; docs/notes/field.md §2.2 [V]), "
            "with R_h taken over both A_h and A_h^T (side='max'): the code's single side fails for "
            "non-symmetric A_h (finding, see castin_bound); single head, no output projection. "
            "Not sharp: max ratio 0.707 (n = 2), 0.53 (4), 0.40 (16), 0.36 (64) on random, "
@@ -375,7 +375,7 @@ register(Claim(
     ),
     proof=None,
     numeric_only_reason="the code's data-dependent bound has no derivation in the available "
-                        "material (the paper's theorem constant is recalled only, anchors.md §8.2); "
+                        "material (the paper's theorem constant is recalled only, docs/notes/field.md §8.2); "
                         "checked numerically against the autodiff Jacobian",
     # ||J||_2 by jacfwd + SVD: entries carry ~n eps relative error, the SVD ~(3n) eps; the bound a
     # few roundings: 1e-9 is far above both and far below every mutant's margin (>= 9%)
@@ -415,7 +415,7 @@ register(Claim(
     statement=r"\|J_f(X)\|_2 \le \sum_h \|V_h\|_2\big((1 + r R^q_h)\sqrt n + r R^k_h\big),\ "
               r"R^q_h = \max_i\|A_h^\top x_i\|,\ R^k_h = \max_i\|A_h x_i\|",
     source="derived here (softmax_stability.lipschitz.derived_bound; covariance form of the softmax "
-           "derivative, anchors.md §1.1). Not sharp: max ratio 0.707 (n = 2), 0.50 (4, 16, 64); "
+           "derivative, docs/notes/field.md §1.1). Not sharp: max ratio 0.707 (n = 2), 0.50 (4, 16, 64); "
            "the balanced two-cluster tokens approach 1/2 as their scale grows "
            "(|x_j - m_i| = r/2 there, the proof uses r)",
     kind="upper",
@@ -537,7 +537,7 @@ register(Claim(
     source="derived here (softmax_stability.lipschitz.adversarial_lower_bound: ||J|| >= ||J E|| >= "
            "sqrt(n-1) p(1 + (1-p)g) ||V^T u|| and p(1 + (1-p)g) - 1 = (1-p)(pg - 1) >= 0 for p >= 1/2, "
            "g >= 2); the sqrt(n) growth on adversarial inputs is the claim of Castin, Ablin & Peyre "
-           "2024 [A: abstract], their input construction read in their code (anchors.md §2.2 [V]). "
+           "2024 [A: abstract], their input construction read in their code (docs/notes/field.md §2.2 [V]). "
            "Sharper than the earlier 1/2 sqrt(n-1), which no instance came within 2.4x of",
     kind="lower",
     bound=_sqrt_n_bound,

@@ -204,7 +204,7 @@ register(Claim(
               r"\ \text{attained at } n = 2,\ z_1 = z_2 \text{ (every } q\text{), approached at } n \ge 3 "
               r"\text{ by two tied logits (attained there for } q \in \{1,\infty\} \text{ by } p_i = 1/2)",
     source="Nair 2025 (arXiv:2510.23012), statement from the abstract as recorded in the team's notes "
-           "(anchors.md §1.3) [unconfirmed]; proof here by the Schur test / Riesz-Thorin "
+           "(docs/notes/field.md §1.3) [unconfirmed]; proof here by the Schur test / Riesz-Thorin "
            "(docs/derivations/recent_theory.md#lp-norms); q in {1.5, 3} measured by a lower estimate",
     kind="upper",
     bound=_bound,

@@ -185,7 +185,7 @@ register(Claim(
     id="J0-softmax-jacobian-closed-form",
     family="softmax_jacobian",
     statement=r"\partial\,\mathrm{softmax}(\beta z)/\partial z = \beta(\mathrm{diag}(p) - pp^\top)",
-    source="derived here (anchors.md §1.1); standard. Checked as "
+    source="derived here (docs/notes/field.md §1.1); standard. Checked as "
            r"\sum_{ij} C_{ij} J_{ij}/(\beta p_i) (row-scaled, = \delta_{ij} - p_j) with fixed generic weights C",
     kind="equal",
     bound=_j0_bound,
@@ -234,7 +234,7 @@ register(Claim(
     id="J1-softmax-symmetric-null",
     family="softmax_jacobian",
     statement=r"J = J^\top,\quad J\mathbf 1 = 0",
-    source="derived here (anchors.md §1.1). Checked as "
+    source="derived here (docs/notes/field.md §1.1). Checked as "
            r"\sum_{ij} C_{ij} J_{ji}/(\beta p_i) + \sum_i a_i (J\mathbf 1)_i/(\beta p_i) = "
            r"\sum_{ij} C_{ij} J_{ij}/(\beta p_i) on the autodiff Jacobian, fixed generic C, a",
     kind="equal",
@@ -279,7 +279,7 @@ register(Claim(
     id="J1b-softmax-quadratic-variance",
     family="softmax_jacobian",
     statement=r"v^\top J v = \beta\,\mathrm{Var}_{i\sim p}(v_i) \ge 0",
-    source="derived here (anchors.md §1.1)",
+    source="derived here (docs/notes/field.md §1.1)",
     kind="equal",
     bound=lambda prm: prm["beta"] * _pairwise_variance(_softmax(prm), _j1b_direction(prm)),
     measure=_quadratic_form,
@@ -343,7 +343,7 @@ register(Claim(
     id="J2-softmax-spectral-half",
     family="softmax_jacobian",
     statement=r"\|J\|_2 \le \beta/2",
-    source="derived here (anchors.md §1.3, Popoviciu's variance inequality); Nair 2025 "
+    source="derived here (docs/notes/field.md §1.3, Popoviciu's variance inequality); Nair 2025 "
            "(arXiv:2510.23012) states the same constant [unconfirmed: abstract only]",
     kind="upper",
     bound=lambda prm: prm["beta"] / 2,
@@ -419,7 +419,7 @@ register(Claim(
     family="softmax_jacobian",
     statement=r"\lambda(J)\ \text{solve}\ 1 = \sum_i p_i^2/(p_i - \lambda/\beta),\ "
               r"\text{interlacing}\ p_{(1)} \ge \lambda_1/\beta \ge p_{(2)} \ge \dots",
-    source="derived here (anchors.md §1.4; Golub 1973, Bunch-Nielsen-Sorensen 1978 [citations recalled]). "
+    source="derived here (docs/notes/field.md §1.4; Golub 1973, Bunch-Nielsen-Sorensen 1978 [citations recalled]). "
            r"Checked as the weighted interlacing gaps \sum_k c_k (p_{(k)} - \lambda_k/\beta) + "
            r"(p_{(1)} - \|J\|_2/\beta) of the library's eigenvalues and spectral_norm against eigvalsh",
     kind="equal",
@@ -469,7 +469,7 @@ register(Claim(
     id="J3b-softmax-interlacing",
     family="softmax_jacobian",
     statement=r"p_{(1)} \ge \lambda_1/\beta \ge p_{(2)} \ge \lambda_2/\beta \ge \dots \ge p_{(n)} \ge \lambda_n = 0",
-    source="derived here (anchors.md §1.4; Cauchy interlacing for a rank-one update). Checked as "
+    source="derived here (docs/notes/field.md §1.4; Cauchy interlacing for a rank-one update). Checked as "
            r"\sum_k c_k \lambda_k/\beta = \sum_k c_k\,\mathrm{clip}(\lambda_k/\beta, [p_{(k+1)}, p_{(k)}]) "
            r"(eigvalsh of the autodiff Jacobian, intervals widened by 8 n \epsilon p_{(1)})",
     kind="equal",
@@ -520,7 +520,7 @@ register(Claim(
     id="J4-softmax-frobenius",
     family="softmax_jacobian",
     statement=r"\|J\|_F^2 = \beta^2\big(\textstyle\sum p_i^2 - 2\sum p_i^3 + (\sum p_i^2)^2\big)",
-    source="derived here (anchors.md §1.1)",
+    source="derived here (docs/notes/field.md §1.1)",
     kind="equal",
     bound=lambda prm: _jac().frobenius_norm(_softmax(prm), beta=prm["beta"]),
     measure=lambda prm: _scaled_norm(_stored_J(prm)),
@@ -537,7 +537,7 @@ register(Claim(
     id="J5-softmax-one-norm",
     family="softmax_jacobian",
     statement=r"\|J\|_{1\to1} = \|J\|_{\infty\to\infty} = \beta \max_i 2p_i(1-p_i)",
-    source="derived here (anchors.md §1.5)",
+    source="derived here (docs/notes/field.md §1.5)",
     kind="equal",
     bound=lambda prm: _jac().one_norm(_softmax(prm), beta=prm["beta"]),
     measure=lambda prm: jnp.max(jnp.sum(jnp.abs(_stored_J(prm)), axis=0)),
@@ -580,7 +580,7 @@ register(Claim(
     id="J5b-softmax-one-norm-half",
     family="softmax_jacobian",
     statement=r"\|J\|_{1\to1} \le \beta/2,\ \text{attained when some}\ p_i = 1/2",
-    source="derived here (anchors.md §1.5)",
+    source="derived here (docs/notes/field.md §1.5)",
     kind="upper",
     bound=lambda prm: prm["beta"] / 2,
     measure=lambda prm: jnp.max(jnp.sum(jnp.abs(_autodiff_J(prm)), axis=0)),
@@ -626,7 +626,7 @@ register(Claim(
     id="J6-softmax-inf-to-one",
     family="softmax_jacobian",
     statement=r"\|J\|_{\infty\to1} = \beta\max_{S\subseteq[n]} 4p(S)(1-p(S))",
-    source="derived here (anchors.md §1.5); Emadi 2026 (arXiv:2602.18849) 'balanced-mass factor' [unconfirmed]",
+    source="derived here (docs/notes/field.md §1.5); Emadi 2026 (arXiv:2602.18849) 'balanced-mass factor' [unconfirmed]",
     kind="equal",
     bound=lambda prm: _jac().inf_to_one_norm(_softmax(prm), beta=prm["beta"]),
     measure=lambda prm: _inf_to_one_bruteforce(_stored_J(prm)),
@@ -666,7 +666,7 @@ register(Claim(
     id="J6b-softmax-inf-to-one-bound",
     family="softmax_jacobian",
     statement=r"\|J\|_{\infty\to1} \le \beta,\ \text{attained when a subset has mass}\ 1/2",
-    source="derived here (anchors.md §1.5, semantic_focus.md O3)",
+    source="derived here (docs/notes/field.md §1.5, docs/notes/semantic_focus.md O3)",
     kind="upper",
     bound=lambda prm: prm["beta"],
     measure=lambda prm: _inf_to_one_bruteforce(_autodiff_J(prm)),

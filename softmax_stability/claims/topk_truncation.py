@@ -30,7 +30,7 @@ from softmax_stability.claims._registry import Claim, Mutant, TightRegime, regis
 FAMILY = "topk_truncation"
 _N = 8
 _SOURCE = ("Tzachristas et al. 2025 (arXiv:2512.07647), statement from the abstract as recorded in the "
-           "team's notes (anchors.md, 'recent papers') [unconfirmed]; derivation: "
+           "team's notes (docs/notes/field.md, 'recent papers') [unconfirmed]; derivation: "
            "docs/derivations/recent_theory.md#topk-truncation")
 
 

@@ -497,7 +497,7 @@ _SPEC_FIELDS = ("epochs", "blocks", "lr", "lr_decay", "length")  # defaults that
 
 
 def profile_deviations(profile: str) -> list[str]:
-    """Every way a profile departs from the SF authors' protocol (semantic_focus.md §4), one
+    """Every way a profile departs from the SF authors' protocol (docs/notes/semantic_focus.md §4), one
     readable item each, computed from :func:`profile_settings` (so captions cannot go stale).
 
     Example:

@@ -2,7 +2,7 @@ r"""The Semantic Focus encoder classifier as pure JAX functions over a parameter
 
 Mirrors the forward pass of the SF authors' PyTorch model (Ram et al. 2025,
 ``github:rithram/spartan``: ``tf_model.py``, ``tf_encoder.py``, ``tf_encoder_layer.py``,
-``multihead_attention.py``; ``shared/reference/semantic_focus.md`` §1.1):
+``multihead_attention.py``; ``docs/notes/semantic_focus.md`` §1.1):
 
 .. math::
     x^{(0)} = \sqrt d\, E[t] + \mathrm{PE}, \qquad

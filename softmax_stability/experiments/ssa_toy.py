@@ -2,10 +2,10 @@ r"""Small-scale reconstructions of the SSA paper's toy experiments (Fig. 2, Fig.
 
 Source: Zhang, Chang, Li, Roy-Chowdhury, Chen, Oymak, *Selective Attention: Enhancing Transformer
 through Principled Context Control*, NeurIPS 2024, arXiv:2411.12892. Only the captions of these
-figures and tables are known here (``shared/reference/ssa.md`` §2-§3, tags [CAP]/[RECALL]); the
+figures and tables are known here (``docs/notes/selective_attention.md`` §2-§3, tags [CAP]/[RECALL]); the
 paper's graph, data models, model sizes, optimiser and numbers were **not recovered**. Every data
 model below is therefore *ours*, chosen to make the captioned claims testable at small scale on a
-CPU. Nothing here reproduces a number of the paper; the qualitative expectations (ssa.md §5,
+CPU. Nothing here reproduces a number of the paper; the qualitative expectations (docs/notes/selective_attention.md §5,
 items 21-23) are unconfirmed.
 
 Three experiments:
@@ -41,10 +41,10 @@ What the reconstructions show at the default sizes (quick profile; these are obs
 *our* setups, not the paper's numbers): the SSA model has lower cross-entropy and L1 error on the
 graph task, a smaller :math:`\|W_qW_k^\top\|_2` in the fitting experiment, and the value-selective
 model a lower denoising MSE than vanilla attention (close to the Bayes risk). The learned graph
-temperature *increases* with the node degree here, whereas ssa.md §5 item 21 expects the opposite
+temperature *increases* with the node degree here, whereas docs/notes/selective_attention.md §5 item 21 expects the opposite
 ([RECALL]/[OURS], unconfirmed; the figures ``ssa_fig3`` and ``ssa_table1`` state the direction
 measured in each run and whether it agrees); under weight decay a logit gap costs a row norm that
-grows with :math:`d(K-d)/K` (ssa.md §2.1, Lemma B), so the temperature pays off most on denser rows.
+grows with :math:`d(K-d)/K` (docs/notes/selective_attention.md §2.1, Lemma B), so the temperature pays off most on denser rows.
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ def graph_log_probs(params: dict) -> jax.Array:
     The model (ours): tokens are one-hot (:math:`E = I_K`); the query is the current token, the
     context holds every vocabulary token once, and the prediction of the next token is the
     attention distribution over the context (a pointer head, no positional information). The
-    query temperature :math:`\tau_i` is a row scale of the logits (ssa.md §1.6); vanilla has
+    query temperature :math:`\tau_i` is a row scale of the logits (docs/notes/selective_attention.md §1.6); vanilla has
     :math:`\tau\equiv1`. So :math:`\hat P V` is
     :func:`softmax_stability.attention.dot_product_attention` of queries :math:`W_q`, keys
     :math:`W_k`, values :math:`V` with ``query_temperature`` :math:`\tau` (tested with
@@ -805,7 +805,7 @@ def denoiser_apply(params: dict, x: Any, flags: Any) -> jax.Array:
     (:func:`~softmax_stability.temperature.ssa_temperature`, ``"linear"`` gain, token feature
     linear in :math:`h` -- ours, the paper's feature map for this toy is unknown) when the
     parameters hold ``alpha`` (value-selective attention), and :math:`\tau_v\equiv1` (vanilla)
-    otherwise. The value temperature gates each *key's value* (ssa.md §1.6), so noise tokens can be
+    otherwise. The value temperature gates each *key's value* (docs/notes/selective_attention.md §1.6), so noise tokens can be
     removed entirely and the output can be 0, while vanilla output is a convex combination of
     :math:`W_v^\top h_j`. Where :math:`\tau_v > 0` this is
     :func:`softmax_stability.attention.dot_product_attention` with query :math:`q`, keys

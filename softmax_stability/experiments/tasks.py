@@ -1,6 +1,6 @@
 r"""The sequence classification tasks of the Semantic Focus experiments.
 
-Eight tasks, as used by Ram et al. 2025 (``shared/reference/semantic_focus.md`` §4):
+Eight tasks, as used by Ram et al. 2025 (``docs/notes/semantic_focus.md`` §4):
 
 * the seven NNCH tasks (Deletang et al. 2023, *Neural Networks and the Chomsky Hierarchy*) at length
   40, 5000 training and 2000 held-out samples per seed: ``parity``, ``even_pairs``,

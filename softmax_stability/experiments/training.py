@@ -1,6 +1,6 @@
 r"""Training the SF classifier: plain SGD, gradient clipping, per-epoch learning-rate decay.
 
-The optimiser is the SF authors' (``ch.py``; ``shared/reference/semantic_focus.md`` §4):
+The optimiser is the SF authors' (``ch.py``; ``docs/notes/semantic_focus.md`` §4):
 
 .. math::
     g \leftarrow g \cdot \min\!\Big(1, \frac{0.5}{\|g\|_2}\Big), \qquad

@@ -1,7 +1,7 @@
 r"""Attention variants of the Semantic Focus experiments, by name.
 
 Names follow the SF authors' plot labels (Ram et al. 2025, ``github:rithram/spartan``; see
-``shared/reference/semantic_focus.md`` §1.3), case-insensitive:
+``docs/notes/semantic_focus.md`` §1.3), case-insensitive:
 
 ========================  =====================================================================
 ``FULL``                  softmax over all keys
