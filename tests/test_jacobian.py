@@ -884,3 +884,38 @@ def test_traced_alpha_and_bad_selected_raise():
 def test_docstring_examples_run():
     res = doctest.testmod(jac, optionflags=doctest.ELLIPSIS, verbose=False)
     assert res.attempted >= 12 and res.failed == 0
+
+
+# --------------------------------------------------------------------------------------
+# eigenvalues: memory, moderate sizes
+# --------------------------------------------------------------------------------------
+
+
+def _temp_bytes(fn, *shapes):
+    """XLA's estimate of the temporaries of ``fn`` compiled for float64 ``shapes`` (no run)."""
+    args = [jax.ShapeDtypeStruct(s, jnp.float64) for s in shapes]
+    return jax.jit(fn).lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+
+def test_eigenvalues_memory_is_linear_in_the_map_size():
+    # compiled only, never run: the solver used to hold (rows, n, n) temporaries (2.8 TB by
+    # this estimate for 4096 x 4096); now O(rows * n) plus a fixed block. Bound: 8 arrays of
+    # the output's size plus 64 MiB, far below rows * n * n * 8 bytes (550 GB here).
+    rows, n = 4096, 4096
+    out_bytes = rows * n * 8
+    assert _temp_bytes(jac.eigenvalues, (rows, n)) <= 8 * out_bytes + 2**26
+
+
+@pytest.mark.parametrize("shape", [(4, 2048), (300, 40)])
+def test_eigenvalues_moderate_sizes_match_eigvalsh(shape):
+    # (4, 2048): each row's eigenvalues in chunks of 32 (a block is 2^16 poles x eigenvalues);
+    # (300, 40): 8 blocks of 38 rows (2^16 / 40^2 = 40, balanced), the last one padded
+    rows, n = shape
+    z = 3.0 * np.random.default_rng(11).standard_normal(shape)
+    P = np.asarray(jax.nn.softmax(z, axis=-1))
+    eigs = np.asarray(jac.eigenvalues(P))
+    assert eigs.shape == shape and np.all(np.diff(eigs, axis=-1) >= 0)
+    for i in (0, rows // 2, rows - 1):
+        # ours: <= 4 eps p_(1) (against mpmath above); LAPACK's eigvalsh: a few eps ||J||
+        ref = np.linalg.eigvalsh(dense(P[i]))
+        np.testing.assert_allclose(eigs[i], ref, rtol=0, atol=16 * np.finfo(np.float64).eps * P[i].max())
