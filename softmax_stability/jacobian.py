@@ -849,9 +849,65 @@ def _eig_solve(d):
     return _by_blocks(lambda x: _eig_solve_rows(x, sc, ns), rc, nr, d)
 
 
+def _eig_tangent_slots(d, w, dd, o, tau, secular):
+    """dlambda = v^T dJ v for a chunk of secular slots, v the unit eigenvector.
+
+    dJ = diag(dd) - dd d^T - d dd^T gives dlambda = sum_k dd_k v_k (v_k - 2 c), c = d.v, with
+    v proportional to u_k = d_k/(d_k - lambda) (gaps formed as (d_k - o) - tau, as in the
+    solver), here scaled by its largest component so that no square of a tiny gap overflows:
+    dlambda = sum_k dd_k u_k (u_k - 2B)/A with A = sum u^2, B = d.u. A root that landed exactly
+    on a pole (round-off) takes (nearly) that pole's coordinate vector. One reduction per
+    step: sibling reductions of one (slots x poles) block ran ~30x slower on XLA:CPU.
+    """
+    dp = d[:, None, :]
+    pos = w[:, None, :] > 0
+    gap = (dp - o[..., None]) - tau[..., None]
+    big = jnp.finfo(d.dtype).max
+    q = jnp.where(pos, jnp.clip(dp / jnp.where(gap == 0, 1, gap), -big, big), 0)
+    q = jnp.where(pos & (gap == 0), big, q)
+    m = jnp.max(jnp.abs(q), axis=-1, keepdims=True)
+    u = q / jnp.where(m > 0, m, 1)
+    A, B = _sum_last(u * u, dp * u)  # one reduction (see _eig_solve_slots)
+    A = jnp.where(A > 0, A, 1)[..., None]
+    coef = u * (u - 2 * B[..., None]) / A
+    return jnp.where(secular, jnp.sum(coef * dd[:, None, :], axis=-1), 0)
+
+
+def _eig_tangent_rows(d, dd, o, tau, sc, ns):
+    """Tangents of the slot-order eigenvalues of sorted rows d along dd (linear in dd)."""
+    n = d.shape[-1]
+    is_zero, tie_next, g, _, _ = _eig_setup(d)
+    secular = ~(is_zero | tie_next)
+    w = d * d
+    # a tie group of c equal entries v carries c-1 eigenvalues v: each gets the mean of dd over
+    # the group (the derivative of their mean; the eigenvalues themselves split non-smoothly)
+    gsum = jax.vmap(lambda x, gi: jax.ops.segment_sum(x, gi, num_segments=n))(dd, g)
+    count = jax.vmap(lambda gi: jax.ops.segment_sum(jnp.ones_like(gi), gi, num_segments=n))(g)
+    mean = jnp.take_along_axis(gsum, g, axis=-1) / jnp.take_along_axis(count, g, axis=-1).astype(d.dtype)
+    body = jax.checkpoint(_eig_tangent_slots)  # recompute the (slots x poles) block in reverse mode
+
+    def chunk(o_, t_, s_):
+        return body(d, w, dd, o_, t_, s_)
+
+    sec = _by_slots(chunk, sc, ns, (o, tau, secular), (0, 0, False))
+    # a zero entry (a deflated coordinate, eigenvector e_k) has dlambda = dd_k (1 - 2 p_k) = dd_k
+    return jnp.where(is_zero, dd, jnp.where(tie_next, mean, sec))
+
+
+@jax.custom_jvp
 def _eigs_sorted(d):
     """Ascending eigenvalues of diag(d) - dd^T for sorted (ascending) rows d >= 0, (rows, n)."""
     return jnp.sort(_eig_solve(d)[0], axis=-1)
+
+
+@_eigs_sorted.defjvp
+def _eigs_sorted_jvp(primals, tangents):
+    (d,), (dd,) = primals, tangents
+    raw, o, tau = _eig_solve(d)
+    rc, nr, sc, ns = _eig_blocks(*d.shape)
+    draw = _by_blocks(lambda *xs: _eig_tangent_rows(*xs, sc, ns), rc, nr, d, dd, o, tau)
+    perm = jnp.argsort(raw, axis=-1)
+    return jnp.take_along_axis(raw, perm, axis=-1), jnp.take_along_axis(draw, perm, axis=-1)
 
 
 @jax.jit
@@ -895,7 +951,7 @@ def eigenvalues(p: Any, *, beta: Any = 1.0) -> jax.Array:
     :math:`\times` eigenvalues :math:`\times` poles) at a time, chunked by ``lax.map``, so a
     map of any shape whose input and output fit in memory gets its spectrum (a 4096
     :math:`\times` 4096 float64 map: 0.41 GB of temporaries by XLA's estimate, about three
-    times the output).
+    times the output; reverse mode 2.6 GB).
 
     Accuracy: absolute error of a few ulps of :math:`\beta p_{(1)}`, like
     ``numpy.linalg.eigvalsh``; the largest eigenvalue is accurate relative to itself (it is
@@ -910,8 +966,40 @@ def eigenvalues(p: Any, *, beta: Any = 1.0) -> jax.Array:
     1e-250 in :math:`(0.6, 0.4, 10^{-300}, 10^{-250})`) is found from :math:`f(\mu)`, whose
     terms are of size 1, so it is resolved only to an absolute :math:`\epsilon p_{(1)}`.
 
+    Derivatives (``jax.grad``, ``jax.jvp``, ``jax.jacfwd``/``jacrev``, under ``jit`` and
+    ``vmap``): a ``custom_jvp`` (the iteration is not differentiated). For a simple
+    eigenvalue :math:`\lambda` with unit eigenvector :math:`v`, :math:`d\lambda = v^\top\,dJ\,v`
+    with :math:`dJ = \operatorname{diag}(dp) - dp\,p^\top - p\,dp^\top`, i.e.
+    :math:`d\lambda = \sum_k dp_k\, v_k(v_k - 2\,p^\top v)`, where for a secular root
+    :math:`v \propto (p_k/(p_k - \lambda))_k` (this is the implicit derivative of
+    :math:`f(\lambda) = 0`); :math:`O(n)` per eigenvalue, on the same blocks, linear in
+    :math:`dp` and transposed blockwise in reverse mode (the blocks are recomputed, not
+    stored). It is the exact derivative wherever the eigenvalues are distinct (tested
+    against central differences and dense ``eigvalsh`` autodiff). Where they are not, the
+    sorted spectrum is not differentiable and the value returned is, per eigenvalue:
+
+    * a tie :math:`p_i = p_j = v` (eigenvalue :math:`v` of multiplicity :math:`c-1` for a
+      group of :math:`c` equal entries, eigenvectors supported on the group and orthogonal to
+      :math:`\mathbf 1`): each copy gets the mean of :math:`dp` over the group, the derivative
+      of the copies' mean (which is differentiable); the secular roots next to the group stay
+      simple and get the formula above;
+    * a zero entry :math:`p_k = 0` (eigenvector :math:`e_k`): :math:`dp_k`;
+    * the root below :math:`v_1`, which is :math:`0` with eigenvector :math:`\mathbf 1` on
+      the support when :math:`\sum_i p_i = 1`: the formula gives :math:`-\sum_{p_k>0} dp_k /
+      |\{k: p_k > 0\}|`, exactly its derivative as a function of free :math:`p` (zero along
+      the simplex, e.g. through ``softmax``); if :math:`p` also has zero entries, 0 is a
+      multiple eigenvalue and these per-eigenvector values are returned in an unspecified
+      order;
+    * the largest eigenvalue: :func:`spectral_norm`'s derivative (at a tie
+      :math:`p_{(1)} = p_{(2)}`, that of :math:`p_{(1)}`).
+
+    The eigenvector of a root below the rounding error of :math:`\lambda` from an entry of
+    :math:`p` (e.g. the root 0 next to entries below :math:`10^{-17}`) is inaccurate in that
+    entry's coordinate, and so is its derivative there.
+
     Source: derived here (anchors.md §1.4); ``proofs_check`` id
-    ``softmax_jacobian.characteristic_polynomial``.
+    ``softmax_jacobian.characteristic_polynomial``; the derivative: derived here (first-order
+    perturbation of a symmetric eigenvalue), tested numerically only.
 
     Args:
       p: probabilities, shape ``(..., n)``, entries :math:`\ge 0`.

@@ -887,7 +887,7 @@ def test_docstring_examples_run():
 
 
 # --------------------------------------------------------------------------------------
-# eigenvalues: memory, moderate sizes
+# eigenvalues: memory, moderate sizes, derivatives
 # --------------------------------------------------------------------------------------
 
 
@@ -904,6 +904,10 @@ def test_eigenvalues_memory_is_linear_in_the_map_size():
     rows, n = 4096, 4096
     out_bytes = rows * n * 8
     assert _temp_bytes(jac.eigenvalues, (rows, n)) <= 8 * out_bytes + 2**26
+    # reverse mode recomputes the (slots x poles) blocks instead of storing them
+    rows, n = 256, 2048  # rows * n * n * 8 bytes = 8.6 GB
+    grad = jax.grad(lambda z: jnp.sum(jac.eigenvalues(jax.nn.softmax(z, axis=-1)) ** 2))
+    assert _temp_bytes(grad, (rows, n)) <= 32 * rows * n * 8 + 2**26
 
 
 @pytest.mark.parametrize("shape", [(4, 2048), (300, 40)])
@@ -919,3 +923,80 @@ def test_eigenvalues_moderate_sizes_match_eigvalsh(shape):
         # ours: <= 4 eps p_(1) (against mpmath above); LAPACK's eigvalsh: a few eps ||J||
         ref = np.linalg.eigvalsh(dense(P[i]))
         np.testing.assert_allclose(eigs[i], ref, rtol=0, atol=16 * np.finfo(np.float64).eps * P[i].max())
+
+
+def _fd_jac(f, x, h):
+    """Central differences of a vector function: (len(f(x)), len(x))."""
+    x = np.asarray(x, dtype=np.float64)
+    cols = [(np.asarray(f(x + h * e)) - np.asarray(f(x - h * e))) / (2 * h) for e in np.eye(len(x))]
+    return np.stack(cols, axis=-1)
+
+
+def _separated_logits(seed, n):
+    # distinct eigenvalues, well apart: entries of p at least ~0.02 apart, so the third
+    # derivatives in the finite-difference truncation error stay O(10^2)
+    rng = np.random.default_rng(seed)
+    return np.log(np.sort(rng.permutation(np.arange(1, n + 1)) + 0.3 * rng.random(n)))
+
+
+def test_eigenvalues_derivatives_match_finite_differences():
+    # float64 central differences, h = 1e-5: truncation h^2/6 |f'''| <~ 1e-10 * 1e2 and round-off
+    # eps |lambda| / h ~ 1e-11, so atol 1e-7 on derivatives of size ~0.1-1
+    h, atol = 1e-5, 1e-7
+    beta = 1.7
+    Z = np.stack([_separated_logits(s, 6) for s in range(3)])
+
+    def lam_z(z):
+        return jac.eigenvalues(jax.nn.softmax(z), beta=beta)
+
+    def lam_z_np(z):
+        return beta * np.linalg.eigvalsh(dense(softmax_np(z)))
+
+    w = np.linspace(0.5, 2.0, 6)  # a weighted sum touches every eigenvalue
+    g_rev = jax.jit(jax.vmap(jax.grad(lambda z: jnp.dot(w, lam_z(z)))))(Z)
+    J_fwd = jax.jit(jax.vmap(jax.jacfwd(lam_z)))(Z)
+    J_rev = jax.vmap(jax.jacrev(lam_z))(Z)
+    for z, g, Jf, Jr in zip(Z, np.asarray(g_rev), np.asarray(J_fwd), np.asarray(J_rev)):
+        J_ref = _fd_jac(lam_z_np, z, h)
+        np.testing.assert_allclose(Jf, J_ref, atol=atol)
+        np.testing.assert_allclose(Jr, J_ref, atol=atol)
+        np.testing.assert_allclose(g, w @ J_ref, atol=atol)
+        np.testing.assert_allclose(Jf[0], 0, atol=1e-12)  # the eigenvalue 0 stays 0 along softmax
+    # p as free coordinates (off the simplex too): the root that is 0 on the simplex has the
+    # derivative -sum(dp)/n (eigenvector 1); all of it against dense eigvalsh
+    p = np.asarray(jax.nn.softmax(Z[0]))
+    J_p = np.asarray(jax.jacfwd(jac.eigenvalues)(p))
+    np.testing.assert_allclose(J_p, _fd_jac(lambda q: np.linalg.eigvalsh(dense(q)), p, h), atol=atol)
+    np.testing.assert_allclose(J_p[0], -np.ones(6) / 6, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(jax.jacrev(jac.eigenvalues)(p)), J_p, atol=1e-14)
+    # and against autodiff of the dense eigensolver (valid for distinct eigenvalues)
+    J_dense = jax.jacfwd(lambda q: jnp.linalg.eigvalsh(jnp.diag(q) - jnp.outer(q, q)))(p)
+    np.testing.assert_allclose(J_p, J_dense, atol=1e-13)
+
+
+def test_eigenvalue_derivatives_at_ties_and_zeros():
+    # tie p_2 = p_3 = 0.2 (eigenvalue 0.2 once): each copy gets the group's mean dp, which is the
+    # derivative along any direction that keeps the tie (dp equal on the group)
+    p = np.array([0.45, 0.2, 0.2, 0.15])
+    J = np.asarray(jax.jacfwd(jac.eigenvalues)(p))
+    tie = int(np.argmin(np.abs(np.asarray(jac.eigenvalues(p)) - 0.2)))
+    np.testing.assert_allclose(J[tie], [0, 0.5, 0.5, 0], atol=1e-15)
+    d = np.array([0.3, -0.7, -0.7, 1.1])  # keeps the tie
+
+    def along(t):
+        return np.linalg.eigvalsh(dense(p + t * d))
+
+    fd = (along(1e-5) - along(-1e-5)) / 2e-5
+    np.testing.assert_allclose(J @ d, fd, atol=1e-7)
+    # a zero entry of a sub-stochastic row (eigenvalue 0, eigenvector e_k, simple here): dp_k;
+    # one-sided difference (p_k < 0 is outside the domain)
+    p = np.array([0.5, 0.3, 0.1, 0.0])
+    J = np.asarray(jax.jacfwd(jac.eigenvalues)(p))
+    e = np.array([0, 0, 0, 1.0])
+    fwd = (np.linalg.eigvalsh(dense(p + 1e-7 * e)) - np.linalg.eigvalsh(dense(p))) / 1e-7
+    np.testing.assert_allclose(J @ e, fwd, atol=1e-6)
+    np.testing.assert_allclose(J[0], e, atol=1e-15)
+    # gradients exist (finite) on every hard-case row, jitted and vmapped
+    P = ROWS[5]
+    g = jax.jit(jax.vmap(jax.grad(lambda q: jnp.sum(jac.eigenvalues(q) ** 2))))(P)
+    assert np.all(np.isfinite(np.asarray(g)))
