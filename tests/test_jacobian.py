@@ -1000,3 +1000,93 @@ def test_eigenvalue_derivatives_at_ties_and_zeros():
     P = ROWS[5]
     g = jax.jit(jax.vmap(jax.grad(lambda q: jnp.sum(jac.eigenvalues(q) ** 2))))(P)
     assert np.all(np.isfinite(np.asarray(g)))
+
+
+# --------------------------------------------------------------------------------------
+# inf_to_one_norm: the proved bound, warnings, long rows
+# --------------------------------------------------------------------------------------
+
+
+def _balanced_rows_f32(n, rows, seed):
+    """float32 rows with a subset of mass ~1/2: two halves that are permutations of each other."""
+    rng = np.random.default_rng(seed)
+    half = rng.dirichlet(np.ones(n // 2), size=rows) / 2
+    return np.concatenate([half, rng.permuted(half, axis=1)], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("n", [2, 8, 24, 30, 200, 4096])
+def test_inf_to_one_float32_never_exceeds_the_proved_bound(n):
+    # ||J||_{inf->1} = max_S 4 p(S)(1 - p(S)) <= 1 exactly; in float32 4P(T - P) rounded to
+    # 1.0000002 on a softmax map before the clip. Adversarial: a subset of mass ~1/2 in each row.
+    P = _balanced_rows_f32(n, 64, seed=n)
+    z = np.random.default_rng(n).standard_normal((64, n)).astype(np.float32)
+    P = np.concatenate([P, np.asarray(jax.nn.softmax(jnp.asarray(z), axis=-1))])
+    assert P.dtype == np.float32
+    lo, up = (np.asarray(v) for v in jac.inf_to_one_norm(P, return_bounds=True))  # lo: the default value
+    assert lo.dtype == np.float32
+    assert np.all(lo <= 1.0) and np.all(up <= 1.0) and np.all(lo <= up)
+    assert np.all(lo[:64] >= 1.0 - 1e-5)  # the balanced rows do reach the bound
+    assert np.all(np.asarray(jac.inf_to_one_norm(P, beta=2.0, return_bounds=True).upper) <= 2.0)
+
+
+def test_inf_to_one_long_rows_lower_never_above_upper_float64():
+    # before the clip, the greedy's separately accumulated part masses gave lower = 1 + 8e-15
+    # > upper on a 4096-long softmax row
+    z = 3.0 * np.random.default_rng(3).standard_normal((16, 4096))
+    P = np.asarray(jax.nn.softmax(z, axis=-1))
+    lo, up = (np.asarray(v) for v in jac.inf_to_one_norm(P, return_bounds=True))
+    assert np.all(lo <= up) and np.all(up <= 1.0)
+    assert np.all(up - lo <= P.max(axis=-1) ** 2)  # the documented gap bound
+    assert np.all(lo >= 1 - 1e-12)  # spread rows: the split is essentially balanced
+
+
+def test_inf_to_one_sort_free_split_brackets_the_exact_value():
+    # n = 300 > 128: the sort-free split. Rows with 20 nonzeros (exact value by the integer
+    # subset search over the support), skewed and spread, plus uniform rows (exact value 1).
+    rng = np.random.default_rng(21)
+    rows = []
+    for conc in (0.05, 0.3, 1.0, 5.0, 0.3, 1.0):
+        p = np.zeros(300)
+        p[rng.choice(300, 20, replace=False)] = rng.dirichlet(np.full(20, conc))
+        rows.append(p)
+    rows.append(np.concatenate([[0.6], 0.4 * rng.dirichlet(np.ones(299))]))  # dominant: exact
+    P = np.stack(rows)
+    lo, up = (np.asarray(v) for v in jac.inf_to_one_norm(P, return_bounds=True))
+    exact = np.array([inf_to_one_exact(p[p > 0]) for p in P[:-1]])  # 20 nonzeros each
+    a, T = P[-1].max(), P[-1].sum()
+    exact = np.append(exact, T * (1 - T) + 4 * a * (T - a))  # p_(1) >= T/2: S = {argmax}
+    assert np.all(lo <= exact * (1 + 1e-14)) and np.all(exact <= up * (1 + 1e-14))
+    assert np.all(up - lo <= P.max(axis=-1) ** 2)
+    assert lo[-1] == up[-1] and rel_err(lo[-1], exact[-1]) <= 1e-13
+    U = np.full((3, 300), 1 / 300)
+    assert np.all(np.asarray(jac.inf_to_one_norm(U, return_bounds=True).lower) >= 1 - 1e-14)
+
+
+def test_inf_to_one_long_rows_compile_without_a_sort():
+    # the cost of repeated calls was XLA:CPU's sort of every row (3-8 s per 4096 x 4096 map on
+    # 2 cores); the long-row split uses only elementwise passes and min/max/sum reductions
+    txt = jax.jit(lambda q: jac._inf_to_one(q, False)).lower(
+        jax.ShapeDtypeStruct((8, 4096), jnp.float64)).compile().as_text()
+    assert " sort(" not in txt
+
+
+def test_inf_to_one_warns_once_per_call_site():
+    P = np.full((2, 30), 1 / 30)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            jac.inf_to_one_norm(P)  # one call site, three calls
+    assert len(rec) == 1 and "lower bound" in str(rec[0].message)
+    assert rec[0].filename == __file__  # attributed to the caller
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        jac.inf_to_one_norm(P)  # another call site
+        jac.inf_to_one_norm(P, return_bounds=True)  # never warns
+        jac.inf_to_one_norm(P[:, :24])  # exact range: never warns
+    assert len(rec) == 1
+    # an "error" filter raises on every call (the site is recorded only once a warning was shown)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            with pytest.raises(UserWarning, match="lower bound"):
+                jac.inf_to_one_norm(P)
