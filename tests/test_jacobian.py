@@ -961,3 +961,208 @@ def test_topk_jacobian_checks_only_the_selected_entries():
     np.testing.assert_allclose(jac.topk_jacobian(p, sel), jac.softmax_jacobian(p * sel), rtol=0, atol=0)
     with pytest.raises(ValueError, match=r"^p must hold probability vectors.*sums to 1\.25"):
         jac.topk_jacobian(np.array([0.75, 0.5, 0.0]), sel)
+
+
+# eigenvalues: memory, moderate sizes, derivatives
+# --------------------------------------------------------------------------------------
+
+
+def _temp_bytes(fn, *shapes):
+    """XLA's estimate of the temporaries of ``fn`` compiled for float64 ``shapes`` (no run)."""
+    args = [jax.ShapeDtypeStruct(s, jnp.float64) for s in shapes]
+    return jax.jit(fn).lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+
+def test_eigenvalues_memory_is_linear_in_the_map_size():
+    # compiled only, never run: the solver used to hold (rows, n, n) temporaries (2.8 TB by
+    # this estimate for 4096 x 4096); now O(rows * n) plus a fixed block. Bound: 8 arrays of
+    # the output's size plus 64 MiB, far below rows * n * n * 8 bytes (550 GB here).
+    rows, n = 4096, 4096
+    out_bytes = rows * n * 8
+    assert _temp_bytes(jac.eigenvalues, (rows, n)) <= 8 * out_bytes + 2**26
+    # reverse mode recomputes the (slots x poles) blocks instead of storing them
+    rows, n = 256, 2048  # rows * n * n * 8 bytes = 8.6 GB
+    grad = jax.grad(lambda z: jnp.sum(jac.eigenvalues(jax.nn.softmax(z, axis=-1)) ** 2))
+    assert _temp_bytes(grad, (rows, n)) <= 32 * rows * n * 8 + 2**26
+
+
+@pytest.mark.parametrize("shape", [(4, 2048), (300, 40)])
+def test_eigenvalues_moderate_sizes_match_eigvalsh(shape):
+    # (4, 2048): each row's eigenvalues in chunks of 32 (a block is 2^16 poles x eigenvalues);
+    # (300, 40): 8 blocks of 38 rows (2^16 / 40^2 = 40, balanced), the last one padded
+    rows, n = shape
+    z = 3.0 * np.random.default_rng(11).standard_normal(shape)
+    P = np.asarray(jax.nn.softmax(z, axis=-1))
+    eigs = np.asarray(jac.eigenvalues(P))
+    assert eigs.shape == shape and np.all(np.diff(eigs, axis=-1) >= 0)
+    for i in (0, rows // 2, rows - 1):
+        # ours: <= 4 eps p_(1) (against mpmath above); LAPACK's eigvalsh: a few eps ||J||
+        ref = np.linalg.eigvalsh(dense(P[i]))
+        np.testing.assert_allclose(eigs[i], ref, rtol=0, atol=16 * np.finfo(np.float64).eps * P[i].max())
+
+
+def _fd_jac(f, x, h):
+    """Central differences of a vector function: (len(f(x)), len(x))."""
+    x = np.asarray(x, dtype=np.float64)
+    cols = [(np.asarray(f(x + h * e)) - np.asarray(f(x - h * e))) / (2 * h) for e in np.eye(len(x))]
+    return np.stack(cols, axis=-1)
+
+
+def _separated_logits(seed, n):
+    # distinct eigenvalues, well apart: entries of p at least ~0.02 apart, so the third
+    # derivatives in the finite-difference truncation error stay O(10^2)
+    rng = np.random.default_rng(seed)
+    return np.log(np.sort(rng.permutation(np.arange(1, n + 1)) + 0.3 * rng.random(n)))
+
+
+def test_eigenvalues_derivatives_match_finite_differences():
+    # float64 central differences, h = 1e-5: truncation h^2/6 |f'''| <~ 1e-10 * 1e2 and round-off
+    # eps |lambda| / h ~ 1e-11, so atol 1e-7 on derivatives of size ~0.1-1
+    h, atol = 1e-5, 1e-7
+    beta = 1.7
+    Z = np.stack([_separated_logits(s, 6) for s in range(3)])
+
+    def lam_z(z):
+        return jac.eigenvalues(jax.nn.softmax(z), beta=beta)
+
+    def lam_z_np(z):
+        return beta * np.linalg.eigvalsh(dense(softmax_np(z)))
+
+    w = np.linspace(0.5, 2.0, 6)  # a weighted sum touches every eigenvalue
+    g_rev = jax.jit(jax.vmap(jax.grad(lambda z: jnp.dot(w, lam_z(z)))))(Z)
+    J_fwd = jax.jit(jax.vmap(jax.jacfwd(lam_z)))(Z)
+    J_rev = jax.vmap(jax.jacrev(lam_z))(Z)
+    for z, g, Jf, Jr in zip(Z, np.asarray(g_rev), np.asarray(J_fwd), np.asarray(J_rev)):
+        J_ref = _fd_jac(lam_z_np, z, h)
+        np.testing.assert_allclose(Jf, J_ref, atol=atol)
+        np.testing.assert_allclose(Jr, J_ref, atol=atol)
+        np.testing.assert_allclose(g, w @ J_ref, atol=atol)
+        np.testing.assert_allclose(Jf[0], 0, atol=1e-12)  # the eigenvalue 0 stays 0 along softmax
+    # p as free coordinates (off the simplex too): the root that is 0 on the simplex has the
+    # derivative -sum(dp)/n (eigenvector 1); all of it against dense eigvalsh
+    p = np.asarray(jax.nn.softmax(Z[0]))
+    J_p = np.asarray(jax.jacfwd(jac.eigenvalues)(p))
+    np.testing.assert_allclose(J_p, _fd_jac(lambda q: np.linalg.eigvalsh(dense(q)), p, h), atol=atol)
+    np.testing.assert_allclose(J_p[0], -np.ones(6) / 6, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(jax.jacrev(jac.eigenvalues)(p)), J_p, atol=1e-14)
+    # and against autodiff of the dense eigensolver (valid for distinct eigenvalues)
+    J_dense = jax.jacfwd(lambda q: jnp.linalg.eigvalsh(jnp.diag(q) - jnp.outer(q, q)))(p)
+    np.testing.assert_allclose(J_p, J_dense, atol=1e-13)
+
+
+def test_eigenvalue_derivatives_at_ties_and_zeros():
+    # tie p_2 = p_3 = 0.2 (eigenvalue 0.2 once): each copy gets the group's mean dp, which is the
+    # derivative along any direction that keeps the tie (dp equal on the group)
+    p = np.array([0.45, 0.2, 0.2, 0.15])
+    J = np.asarray(jax.jacfwd(jac.eigenvalues)(p))
+    tie = int(np.argmin(np.abs(np.asarray(jac.eigenvalues(p)) - 0.2)))
+    np.testing.assert_allclose(J[tie], [0, 0.5, 0.5, 0], atol=1e-15)
+    d = np.array([0.3, -0.7, -0.7, 1.1])  # keeps the tie
+
+    def along(t):
+        return np.linalg.eigvalsh(dense(p + t * d))
+
+    fd = (along(1e-5) - along(-1e-5)) / 2e-5
+    np.testing.assert_allclose(J @ d, fd, atol=1e-7)
+    # a zero entry of a sub-stochastic row (eigenvalue 0, eigenvector e_k, simple here): dp_k;
+    # one-sided difference (p_k < 0 is outside the domain)
+    p = np.array([0.5, 0.3, 0.1, 0.0])
+    J = np.asarray(jax.jacfwd(jac.eigenvalues)(p))
+    e = np.array([0, 0, 0, 1.0])
+    fwd = (np.linalg.eigvalsh(dense(p + 1e-7 * e)) - np.linalg.eigvalsh(dense(p))) / 1e-7
+    np.testing.assert_allclose(J @ e, fwd, atol=1e-6)
+    np.testing.assert_allclose(J[0], e, atol=1e-15)
+    # gradients exist (finite) on every hard-case row, jitted and vmapped
+    P = ROWS[5]
+    g = jax.jit(jax.vmap(jax.grad(lambda q: jnp.sum(jac.eigenvalues(q) ** 2))))(P)
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+# --------------------------------------------------------------------------------------
+# inf_to_one_norm: the proved bound, warnings, long rows
+# --------------------------------------------------------------------------------------
+
+
+def _balanced_rows_f32(n, rows, seed):
+    """float32 rows with a subset of mass ~1/2: two halves that are permutations of each other."""
+    rng = np.random.default_rng(seed)
+    half = rng.dirichlet(np.ones(n // 2), size=rows) / 2
+    return np.concatenate([half, rng.permuted(half, axis=1)], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("n", [2, 8, 24, 30, 200, 4096])
+def test_inf_to_one_float32_never_exceeds_the_proved_bound(n):
+    # ||J||_{inf->1} = max_S 4 p(S)(1 - p(S)) <= 1 exactly; in float32 4P(T - P) rounded to
+    # 1.0000002 on a softmax map before the clip. Adversarial: a subset of mass ~1/2 in each row.
+    P = _balanced_rows_f32(n, 64, seed=n)
+    z = np.random.default_rng(n).standard_normal((64, n)).astype(np.float32)
+    P = np.concatenate([P, np.asarray(jax.nn.softmax(jnp.asarray(z), axis=-1))])
+    assert P.dtype == np.float32
+    lo, up = (np.asarray(v) for v in jac.inf_to_one_norm(P, return_bounds=True))  # lo: the default value
+    assert lo.dtype == np.float32
+    assert np.all(lo <= 1.0) and np.all(up <= 1.0) and np.all(lo <= up)
+    assert np.all(lo[:64] >= 1.0 - 1e-5)  # the balanced rows do reach the bound
+    assert np.all(np.asarray(jac.inf_to_one_norm(P, beta=2.0, return_bounds=True).upper) <= 2.0)
+
+
+def test_inf_to_one_long_rows_lower_never_above_upper_float64():
+    # before the clip, the greedy's separately accumulated part masses gave lower = 1 + 8e-15
+    # > upper on a 4096-long softmax row
+    z = 3.0 * np.random.default_rng(3).standard_normal((16, 4096))
+    P = np.asarray(jax.nn.softmax(z, axis=-1))
+    lo, up = (np.asarray(v) for v in jac.inf_to_one_norm(P, return_bounds=True))
+    assert np.all(lo <= up) and np.all(up <= 1.0)
+    assert np.all(up - lo <= P.max(axis=-1) ** 2)  # the documented gap bound
+    assert np.all(lo >= 1 - 1e-12)  # spread rows: the split is essentially balanced
+
+
+def test_inf_to_one_sort_free_split_brackets_the_exact_value():
+    # n = 300 > 128: the sort-free split. Rows with 20 nonzeros (exact value by the integer
+    # subset search over the support), skewed and spread, plus uniform rows (exact value 1).
+    rng = np.random.default_rng(21)
+    rows = []
+    for conc in (0.05, 0.3, 1.0, 5.0, 0.3, 1.0):
+        p = np.zeros(300)
+        p[rng.choice(300, 20, replace=False)] = rng.dirichlet(np.full(20, conc))
+        rows.append(p)
+    rows.append(np.concatenate([[0.6], 0.4 * rng.dirichlet(np.ones(299))]))  # dominant: exact
+    P = np.stack(rows)
+    lo, up = (np.asarray(v) for v in jac.inf_to_one_norm(P, return_bounds=True))
+    exact = np.array([inf_to_one_exact(p[p > 0]) for p in P[:-1]])  # 20 nonzeros each
+    a, T = P[-1].max(), P[-1].sum()
+    exact = np.append(exact, T * (1 - T) + 4 * a * (T - a))  # p_(1) >= T/2: S = {argmax}
+    assert np.all(lo <= exact * (1 + 1e-14)) and np.all(exact <= up * (1 + 1e-14))
+    assert np.all(up - lo <= P.max(axis=-1) ** 2)
+    assert lo[-1] == up[-1] and rel_err(lo[-1], exact[-1]) <= 1e-13
+    U = np.full((3, 300), 1 / 300)
+    assert np.all(np.asarray(jac.inf_to_one_norm(U, return_bounds=True).lower) >= 1 - 1e-14)
+
+
+def test_inf_to_one_long_rows_compile_without_a_sort():
+    # the cost of repeated calls was XLA:CPU's sort of every row (3-8 s per 4096 x 4096 map on
+    # 2 cores); the long-row split uses only elementwise passes and min/max/sum reductions
+    txt = jax.jit(lambda q: jac._inf_to_one(q, False)).lower(
+        jax.ShapeDtypeStruct((8, 4096), jnp.float64)).compile().as_text()
+    assert " sort(" not in txt
+
+
+def test_inf_to_one_warns_once_per_call_site():
+    P = np.full((2, 30), 1 / 30)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            jac.inf_to_one_norm(P)  # one call site, three calls
+    assert len(rec) == 1 and "lower bound" in str(rec[0].message)
+    assert rec[0].filename == __file__  # attributed to the caller
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        jac.inf_to_one_norm(P)  # another call site
+        jac.inf_to_one_norm(P, return_bounds=True)  # never warns
+        jac.inf_to_one_norm(P[:, :24])  # exact range: never warns
+    assert len(rec) == 1
+    # an "error" filter raises on every call (the site is recorded only once a warning was shown)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            with pytest.raises(UserWarning, match="lower bound"):
+                jac.inf_to_one_norm(P)
