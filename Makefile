@@ -26,7 +26,7 @@ run: $(STAMP)
 	$(PY) -m softmax_stability.cli run --profile $(PROFILE)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_jacobian.py
