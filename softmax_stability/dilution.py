@@ -1102,11 +1102,14 @@ def _topk_tail_mass_jit(x, where, axis, k):
     y = jnp.moveaxis(_masked(x, where), axis, -1)
     n = y.shape[-1]
     if k >= n:
-        return jnp.zeros(y.shape[:-1], y.dtype)
-    return -jnp.sum(lax.top_k(-y, n - k)[0], axis=-1)  # the n - k smallest, summed directly
+        tail = jnp.zeros(y.shape[:-1], y.dtype)
+    else:
+        tail = -jnp.sum(lax.top_k(-y, n - k)[0], axis=-1)  # the n - k smallest, summed directly
+    return _nan_where(_nonfinite(x, where, axis), tail)  # NaN/inf in, NaN out, as every metric here
 
 
-def topk_tail_mass(p: Any, k: int, axis: int = -1, *, where: Any = None) -> jax.Array:
+def topk_tail_mass(p: Any, k: int, axis: int = -1, *, where: Any = None,
+                   check_probability: bool = True) -> jax.Array:
     r"""Mass outside the :math:`k` largest visible weights of each row, :math:`t = \sum_{i > k} p_{(i)}`.
 
     The tail that top-:math:`k` truncation discards: :math:`t = 1 - p(S_k)` for a row on the simplex,
@@ -1132,6 +1135,8 @@ def topk_tail_mass(p: Any, k: int, axis: int = -1, *, where: Any = None) -> jax.
         k: a Python int with ``1 <= k <= p.shape[axis]``.
         axis: the axis of the keys.
         where: optional boolean mask (``True`` = visible).
+        check_probability: check eagerly that ``p`` holds probability vectors, as :func:`topk_mass`
+            does (a NaN or inf in a visible entry gives NaN, like every metric of this module).
 
     Returns:
         ``p``'s shape without ``axis``.
@@ -1142,7 +1147,7 @@ def topk_tail_mass(p: Any, k: int, axis: int = -1, *, where: Any = None) -> jax.
         >>> print(round(float(topk_tail_mass(np.array([0.1, 0.5, 0.15, 0.25]), 2)), 6))
         0.25
     """
-    x, axis, where = _prepare(p, axis, where)
+    x, axis, where = _prepare(p, axis, where, check=check_probability)
     k = check_int_in_range(k, "k", 1, x.shape[axis])
     return _topk_tail_mass_jit(x, where, axis, k)
 

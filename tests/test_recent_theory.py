@@ -223,3 +223,19 @@ def test_tie_bound_builders():
     assert rt.norm_bound_closed_form(t, m) == pytest.approx(2 * t * m, rel=RTOL)
     beta, q = sp.symbols("beta q", positive=True)
     assert sp.simplify(rt.lp_bound_closed_form(beta, q) - beta / 2) == 0
+
+
+def test_topk_tail_mass_follows_the_module_rules_for_bad_input():
+    # NaN/inf in a visible entry gives NaN (as topk_mass), a non-probability row raises naming p
+    import numpy as np
+    import pytest
+
+    from softmax_stability.dilution import topk_mass, topk_tail_mass
+
+    p = np.array([0.2, 0.3, 0.5])
+    assert float(topk_tail_mass(p, 1)) == pytest.approx(1 - float(topk_mass(p, 1)), abs=1e-15)
+    for bad in (np.nan, np.inf):
+        assert np.isnan(float(topk_tail_mass(np.array([0.2, bad, 0.3]), 2)))
+    with pytest.raises(ValueError, match=r"^p must hold probability vectors"):
+        topk_tail_mass(np.array([1.0, 1.0, 1.0]), 1)
+    assert float(topk_tail_mass(np.array([1.0, 1.0, 1.0]), 1, check_probability=False)) == 2.0
