@@ -202,7 +202,7 @@ register(Claim(
               r"\sigma(\alpha)\ln n + 2\sigma(2f):\ \tau > 0 \text{ for } f \ge -354.19)",
     source="SSA temperature form of the unofficial reproductions (docs/notes/selective_attention.md §1.3, [3P], unconfirmed); "
            "positivity derived here; the float64 range is that of ssa_temperature's 2 sigmoid(2f) "
-           "(tests/test_mutants_attention.py checks it against mpmath)",
+           "(tests/test_ssa_temperature_range.py checks it against mpmath)",
     kind="lower",
     bound=_sigma_log(jnp.log),
     measure=_a3_measure,
