@@ -1,6 +1,6 @@
 """Measured stability of top-k vs full softmax attention against the ratio the SF conditions predict.
 
-Random token sets (:func:`softmax_stability.focus.random_attention_instance`: unit tokens,
+Random token sets (:func:`softmax_stability.experiments.stability.random_attention_instance`: unit tokens,
 :math:`\\|W\\|_2 = \\gamma` controls the dispersion, a shared "sink" key controls the in-degree),
 self-attention :math:`P = \\xi(XWX^\\top)` with ``n = 16`` tokens and top-``k = 4``
 (smoke profile: ``n = 8``, ``k = 2``).
@@ -21,8 +21,8 @@ common factor, so agreement is expected in trend (rank correlation), not in valu
 Panel (c) varies one control at a time, :math:`\\gamma` (dispersions grow together, their ratio
 fixed); panel (d) gives the partial effect of each statistic on the log ratio, measured and SF's.
 
-The computation lives in :mod:`softmax_stability.focus` (:func:`~softmax_stability.focus.measured_stability`,
-:func:`~softmax_stability.focus.predicted_stability_ratios`, :func:`~softmax_stability.focus.stability_trends`);
+The computation lives in :mod:`softmax_stability.focus` (:func:`~softmax_stability.experiments.stability.measured_stability`,
+:func:`~softmax_stability.experiments.stability.predicted_stability_ratios`, :func:`~softmax_stability.experiments.stability.stability_trends`);
 this script draws it and writes ``sf_stability_measured_summary.{json,md}``, which say plainly which
 predicted trends the measurement reproduces and which it does not (also in the provenance:
 ``not_reproduced_this_run``). The trends that hold are asserted by ``tests/test_focus.py``.
@@ -120,7 +120,7 @@ def _summary_markdown(summary: dict) -> str:
 def make(ctx: FigureContext) -> None:
     import jax
 
-    from softmax_stability import focus
+    from softmax_stability.experiments import stability
 
     jax.config.update("jax_enable_x64", True)
     count = {"smoke": 12, "quick": 96, "full": 800}[ctx.profile]
@@ -130,27 +130,27 @@ def make(ctx: FigureContext) -> None:
     rng = np.random.default_rng(ctx.seed)
     gam = np.exp(rng.uniform(np.log(0.25), np.log(12.0), count))
     sink = rng.uniform(0.0, 4.0, count)
-    X, W = focus.random_attention_instance(rng, n, d, gamma=gam, sink=sink, count=count)
+    X, W = stability.random_attention_instance(rng, n, d, gamma=gam, sink=sink, count=count)
     # dispersion sweep: the same tokens and direction of W, ||W||_2 = gamma scaled (delta_h/delta_s fixed)
     gs = np.geomspace(0.25, 12.0, n_sweep)
     Xs, Ws = [], []
     for _ in range(n_base):
-        x0, w0 = focus.random_attention_instance(rng, n, d, gamma=1.0, sink=float(rng.uniform(0, 4)))
+        x0, w0 = stability.random_attention_instance(rng, n, d, gamma=1.0, sink=float(rng.uniform(0, 4)))
         Xs += [x0] * n_sweep
         Ws += [g * w0 for g in gs]
     X_all = np.concatenate([X, np.stack(Xs)])
     W_all = np.concatenate([W, np.stack(Ws)])
-    dirs = focus.stability_directions(rng, X_all, W_all, k, n_dirs)
-    res_all = focus.measured_stability(X_all, W_all, k, dirs, radius=RADIUS)  # one compiled call for everything
-    pred_all = focus.predicted_stability_ratios(res_all, n, k, radius=RADIUS)
+    dirs = stability.stability_directions(rng, X_all, W_all, k, n_dirs)
+    res_all = stability.measured_stability(X_all, W_all, k, dirs, radius=RADIUS)  # one compiled call for everything
+    pred_all = stability.predicted_stability_ratios(res_all, n, k, radius=RADIUS)
     res = {c: v[:count] for c, v in res_all.items()}
     pred = {c: v[:count] for c, v in pred_all.items()}
     sweep = {c: v[count:].reshape(n_base, n_sweep) for c, v in res_all.items()}
     sweep_pred = {c: v[count:].reshape(n_base, n_sweep) for c, v in pred_all.items()}
     mw = res["LW_h"] / res["LW_s"]
     mx = res["LX_h"] / res["LX_s"]
-    trends = focus.stability_trends(res, pred, k)
-    sweep_rho = {fam: [focus.rank_correlation(sweep["delta_s"][b], sweep[f"L{fam}_h"][b] / sweep[f"L{fam}_s"][b])
+    trends = stability.stability_trends(res, pred, k)
+    sweep_rho = {fam: [stability.rank_correlation(sweep["delta_s"][b], sweep[f"L{fam}_h"][b] / sweep[f"L{fam}_s"][b])
                        for b in range(n_base)] for fam in ("W", "X")}
     summary = {"instances": int(count), "seed": ctx.seed, "n": n, "k": k, **trends,
                "sweep_spearman_delta_s": sweep_rho,
@@ -163,7 +163,7 @@ def make(ctx: FigureContext) -> None:
                       not_reproduced_this_run=summary["not_reproduced"], summary=summary)
     ctx.save_json(summary, suffix="summary")
     ctx.save_markdown(_summary_markdown(summary), suffix="summary")
-    effects = {lab: np.array([trends["partial_effects"][fam][f][key] for f in focus.STABILITY_EFFECT_FEATURES])
+    effects = {lab: np.array([trends["partial_effects"][fam][f][key] for f in stability.STABILITY_EFFECT_FEATURES])
                for lab, fam, key in (("measured W", "W", "measured"), ("SF W", "W", "sf"),
                                      ("measured X", "X", "measured"), ("SF X", "X", "sf"))}
 
@@ -180,7 +180,7 @@ def make(ctx: FigureContext) -> None:
         ax.axhline(1, color="k", lw=0.8, ls=":")
         ax.set_xlabel(r"SF predicted $\lambda(\xi_h)/\lambda(\xi_s)$")
         ax.set_ylabel("measured top-k / full")
-        ax.set_title(f"({'ab'[ax is axs[1]]}) {lab}: Spearman {focus.rank_correlation(m, p):.2f}", fontsize=9)
+        ax.set_title(f"({'ab'[ax is axs[1]]}) {lab}: Spearman {stability.rank_correlation(m, p):.2f}", fontsize=9)
     ax = axs[2]
     for b in range(n_base):
         c = f"C{b}"
@@ -196,7 +196,7 @@ def make(ctx: FigureContext) -> None:
     ax.legend(fontsize=7)
     ax.set_title("(c) dispersion sweep", fontsize=9)
     ax = axs[3]
-    x = np.arange(len(focus.STABILITY_EFFECT_FEATURES))
+    x = np.arange(len(stability.STABILITY_EFFECT_FEATURES))
     for i, (name, v) in enumerate(effects.items()):
         ax.bar(x + (i - 1.5) * 0.2, v, width=0.2, label=name,
                color=["C0", "C0", "C1", "C1"][i], alpha=[1.0, 0.45, 1.0, 0.45][i])

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from softmax_stability import focus as F
+from softmax_stability.experiments import stability as S
 from softmax_stability.maps import topk_softmax
 from softmax_stability.masks import band_mask, block_mask, causal_mask
 
@@ -627,14 +628,14 @@ def test_stability_partial_effects_recovers_known_effects():
     feats = np.stack([st_["delta_s"], st_["delta_h"], np.log1p(1 / st_["sep"]), np.log1p(st_["beta_max"] / 2)], 1)
     true = np.array([-0.7, 0.0, 0.4, 0.0])  # per unit of each statistic
     log_ratio = feats @ true + 1.5
-    coef, t = F.stability_partial_effects(st_, np.exp(log_ratio), 2)
+    coef, t = S.stability_partial_effects(st_, np.exp(log_ratio), 2)
     np.testing.assert_allclose(coef, true * feats.std(0), rtol=1e-9, atol=1e-9)  # per standard deviation
     noisy = np.exp(log_ratio + 0.1 * rng.normal(size=log_ratio.size))
-    coef, t = F.stability_partial_effects(st_, noisy, 2)
+    coef, t = S.stability_partial_effects(st_, noisy, 2)
     assert t[0] < -50 and t[2] > 20 and np.all(np.abs(t[[1, 3]]) < 4)  # null effects: |t| ~ N(0, 1)
     # non-finite statistics (a +inf separation) are left out, not propagated
     st_["sep"][:5] = np.inf
-    assert np.all(np.isfinite(F.stability_partial_effects(st_, noisy, 2)[0]))
+    assert np.all(np.isfinite(S.stability_partial_effects(st_, noisy, 2)[0]))
 
 
 def test_stability_trends_verdicts_on_synthetic_ratios():
@@ -650,7 +651,7 @@ def test_stability_trends_verdicts_on_synthetic_ratios():
     sf_x = sf_w * (1 + st_["beta_max"] / 2)
     pred = {"sf_w": sf_w, "sf_x": sf_x, "derived_w": sf_w, "derived_x": sf_x,
             "bound_w_h": 2 * mw, "bound_w_s": np.ones(400), "bound_x_h": 2 * mx, "bound_x_s": np.ones(400)}
-    tr = F.stability_trends(st_, pred, 2)
+    tr = S.stability_trends(st_, pred, 2)
     w, x = tr["partial_effects"]["W"], tr["partial_effects"]["X"]
     assert w["delta_s"]["verdict"] == "reproduced" and w["log(1+1/Delta)"]["verdict"] == "reproduced"
     assert w["delta_h"]["verdict"] == "opposite sign"
@@ -668,15 +669,15 @@ def stability_set():
     n, d, k, m, count, n_base, n_sweep = 8, 4, 2, 4, 48, 2, 6
     rng = np.random.default_rng(0)
     gam = np.exp(rng.uniform(np.log(0.25), np.log(12.0), count))
-    X, W = F.random_attention_instance(rng, n, d, gamma=gam, sink=rng.uniform(0.0, 4.0, count), count=count)
+    X, W = S.random_attention_instance(rng, n, d, gamma=gam, sink=rng.uniform(0.0, 4.0, count), count=count)
     Xs, Ws = [], []
     for _ in range(n_base):
-        x0, w0 = F.random_attention_instance(rng, n, d, gamma=1.0, sink=float(rng.uniform(0, 4)))
+        x0, w0 = S.random_attention_instance(rng, n, d, gamma=1.0, sink=float(rng.uniform(0, 4)))
         Xs += [x0] * n_sweep
         Ws += [g * w0 for g in np.geomspace(0.25, 12.0, n_sweep)]
     Xa, Wa = np.concatenate([X, np.stack(Xs)]), np.concatenate([W, np.stack(Ws)])
-    res = F.measured_stability(Xa, Wa, k, F.stability_directions(rng, Xa, Wa, k, m))
-    pred = F.predicted_stability_ratios(res, n, k)
+    res = S.measured_stability(Xa, Wa, k, S.stability_directions(rng, Xa, Wa, k, m))
+    pred = S.predicted_stability_ratios(res, n, k)
     rand = ({c: v[:count] for c, v in res.items()}, {c: v[:count] for c, v in pred.items()})
     sweep = {c: v[count:].reshape(n_base, n_sweep) for c, v in res.items()}
     return rand, sweep, k
@@ -689,7 +690,7 @@ def test_measured_stability_moves_as_sf_predicts(stability_set):
     t <= -4.5; the W Delta effect t >= 5; sweep rank correlations <= -0.43 (W, single sweep),
     <= -0.94 (X)."""
     (res, pred), sweep, k = stability_set
-    tr = F.stability_trends(res, pred, k)
+    tr = S.stability_trends(res, pred, k)
     # 1. rank order: the measured ratio follows SF's predicted ratio
     assert tr["spearman_measured_vs_sf"]["W"] > 0.5 and tr["spearman_measured_vs_sf"]["X"] > 0.5
     w, x = tr["partial_effects"]["W"], tr["partial_effects"]["X"]
@@ -698,7 +699,7 @@ def test_measured_stability_moves_as_sf_predicts(stability_set):
     assert x["delta_s"]["measured"] < 0 and x["delta_s"]["t"] <= -2 and x["delta_s"]["verdict"] == "reproduced"
     # ... and, with everything else fixed, along each dispersion sweep (||W||_2 scaled)
     for fam, limit in (("W", -0.5), ("X", -0.8)):
-        rho = [F.rank_correlation(sweep["delta_s"][b], sweep[f"L{fam}_h"][b] / sweep[f"L{fam}_s"][b])
+        rho = [S.rank_correlation(sweep["delta_s"][b], sweep[f"L{fam}_h"][b] / sweep[f"L{fam}_s"][b])
                for b in range(sweep["delta_s"].shape[0])]
         assert np.mean(rho) <= limit, (fam, rho)
     # 3. Delta: a smaller separation hurts top-k in W (the selection flips under the finite step)
@@ -708,18 +709,18 @@ def test_measured_stability_moves_as_sf_predicts(stability_set):
 
 
 def test_measured_stability_bad_input():
-    X, W = F.random_attention_instance(0, 4, 2, count=2)
+    X, W = S.random_attention_instance(0, 4, 2, count=2)
     dirs = np.ones((2, 1, 2, 2))
     with pytest.raises(ValueError, match=r"^X must be \(batch, n, d\)"):
-        F.measured_stability(X[0], W[0], 1, dirs)
+        S.measured_stability(X[0], W[0], 1, dirs)
     with pytest.raises(ValueError, match=r"^directions must be"):
-        F.measured_stability(X, W, 1, dirs[:, :, :1])
+        S.measured_stability(X, W, 1, dirs[:, :, :1])
     with pytest.raises(ValueError, match=r"^k must be in \[1, 3\]"):
-        F.measured_stability(X, W, 4, dirs)
+        S.measured_stability(X, W, 4, dirs)
     with pytest.raises(ValueError, match=r"^radius must be"):
-        F.measured_stability(X, W, 1, dirs, radius=0.0)
+        S.measured_stability(X, W, 1, dirs, radius=0.0)
     with pytest.raises(ValueError, match=r"^k must be in \[1, 3\]"):
-        F.predicted_stability_ratios({}, 4, 4)
+        S.predicted_stability_ratios({}, 4, 4)
 
 
 def test_tie_lhs_infinite_but_clamped_by_attention_statistics():

@@ -50,6 +50,12 @@ def _F():
     return F
 
 
+def _stability():
+    import softmax_stability.experiments.stability as S
+
+    return S
+
+
 def _log_uniform(rng, lo, hi, size):
     return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
 
@@ -954,7 +960,7 @@ _N, _D = 8, 4
 
 def stability_instances(key, count, n=_N, d=_D, *, gamma=(0.25, 8.0), sink=(0.0, 3.0),
                         scale=(0.5, 2.0)):
-    """``count`` token sets from :func:`focus.random_attention_instance` with log-uniform
+    """``count`` token sets from :func:`softmax_stability.experiments.stability.random_attention_instance` with log-uniform
     ``gamma`` (controls the dispersion) and uniform ``sink`` (controls the in-degree); the tokens
     are then scaled by a log-uniform ``s`` (so Xi = s, not always 1) and W by 1/s^2 (the logits
     are unchanged).
@@ -964,7 +970,7 @@ def stability_instances(key, count, n=_N, d=_D, *, gamma=(0.25, 8.0), sink=(0.0,
     rng = _rng(key) if not isinstance(key, np.random.Generator) else key
     g = _log_uniform(rng, *gamma, count)
     s = rng.uniform(*sink, count)
-    X, W = _F().random_attention_instance(rng, n, d, gamma=g, sink=s, count=count)
+    X, W = _stability().random_attention_instance(rng, n, d, gamma=g, sink=s, count=count)
     xi = _log_uniform(rng, *scale, count)
     return X * xi[:, None, None], W / xi[:, None, None] ** 2, g, s
 

@@ -10,6 +10,6 @@ Submodules (import them directly; nothing heavy is imported here):
 * ``runner`` -- cached, resumable runs over (task, variant, activation, seed), and the
   smoke/quick/full run settings shared by the SF figures.
 * ``ssa_toy`` -- the SSA toy experiments.
-
-(Loss landscapes, ``sf_loss_landscape``/``sf_fig27`` of issue 5, are not written yet.)
+* ``stability`` -- measured against predicted stability of top-k attention (SF conditions (304)/(305)).
+* ``landscape`` -- loss landscapes along filter-normalised random directions.
 """
