@@ -22,11 +22,12 @@ from figures._common import FigureContext, figure
         "seeds) and speed-up over full attention, per task and attention variant.",
         source="SF appendix tables (convergence epoch, trfigs.py; reproduced at reduced size)", order=61)
 def make(ctx: FigureContext) -> None:
-    from figures.sf_fig1 import collect_runs
-    from softmax_stability.experiments import runner
+    from softmax_stability.experiments import runner, sf_results
     from softmax_stability.experiments.runner import epochs_to_accuracy
 
-    s, runs = collect_runs(ctx)
+    s, runs = sf_results.collect_profile_runs(ctx.profile, ctx.out_dir / "sf_runs", progress=ctx.show_progress)
+    ctx.params.update(tasks=list(s["tasks"]), variants=list(s["variants"]), seeds=list(s["seeds"]),
+                      overrides=s["overrides"], task_overrides=s["task_overrides"], cache="sf_runs")
     rows, md = [], ["# Epochs to 95% training accuracy", "",
                     f"Profile `{ctx.profile}`: seeds {list(s['seeds'])}; deviations from the authors' setup: "
                     f"{'; '.join(runner.profile_deviations(ctx.profile))}.",

@@ -19,6 +19,7 @@ import numpy as np
 from figures._common import FigureContext, figure
 
 PERCENTILES = (50, 75, 95, 99, 100)
+COLORS = {"FULL": "black", "TOPK(5)": "mediumaquamarine"}
 STYLES = {50: ":", 75: "-.", 95: "--", 99: "-", 100: "-"}
 
 
@@ -33,10 +34,11 @@ def radii(profile: str, alphas: np.ndarray) -> np.ndarray:
         "parameter-space distance and with the SF authors' grid-spacing convention.",
         source="SF Fig. 27 (reproduced at reduced size)", order=64)
 def make(ctx: FigureContext) -> None:
-    from figures.sf_loss_landscape import COLORS, VARIANTS, compute_landscapes
     from softmax_stability.experiments import landscape, runner
+    from softmax_stability.experiments.sf_landscapes import VARIANTS, compute_landscapes
 
-    L = compute_landscapes(ctx)
+    L = compute_landscapes(ctx.profile, seed=ctx.seed, runs_dir=ctx.out_dir / "sf_runs",
+                           cache_dir=ctx.out_dir / "sf_landscapes", progress=ctx.show_progress)
     a, b = L["alphas"], L["betas"]
     ts = radii(ctx.profile, a)
     ctx.params.update(percentiles=list(PERCENTILES), radii=[float(t) for t in ts])

@@ -2,7 +2,7 @@
 
 The trained models come from the SF runner cache (``<out>/sf_runs``, shared with ``sf_fig1``;
 ``runner.profile_settings``): one task (Even Pairs where the profile has it) and the profile's
-first seed. Protocol as the SF authors' ``ll-test.py``/``gen-loss-landscape.sh`` (reference notes
+first seed. Protocol as the SF authors' ``ll-test.py``/``gen-loss-landscape.sh`` (docs/notes/semantic_focus.md
 §3): two Gaussian directions rescaled per parameter tensor to that tensor's norm
 (:mod:`softmax_stability.experiments.landscape`, ``normalization="tensor"``), direction seed
 11111 (+ the figure seed; drawn with ``jax.random``, so not the authors' exact directions), grid
@@ -10,109 +10,18 @@ over ``[-1, 1]^2``, mean cross-entropy over the whole training set in evaluation
 contour levels. Grid: 200 x 200 (the authors') in ``full``, 11 x 11 in ``quick``, 5 x 5 in
 ``smoke``. Both panels share one colour scale.
 
-The surfaces are cached in ``<out>/sf_landscapes`` (keyed by the run and the grid) so that
-``sf_fig27`` reuses them.
+The runs and surfaces come from :mod:`softmax_stability.experiments.sf_landscapes`, cached in
+``<out>/sf_runs`` and ``<out>/sf_landscapes``, so ``sf_fig27`` reuses them.
 """
 
 from __future__ import annotations
-
-import hashlib
-import io
-import json
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from figures._common import FigureContext, figure
 
-VARIANTS = ("FULL", "TOPK(5)")
 COLORS = {"FULL": "black", "TOPK(5)": "mediumaquamarine"}
-LANDSCAPE_VERSION = "sf-landscape-1"  # bump when what a cached surface means changes
-NORMALIZATION = "tensor"  # the SF authors' ll-test.py
-
-
-def grid_settings(profile: str) -> dict:
-    """Grid size and half-width per profile (``full``: the authors' 200 points on [-1, 1])."""
-    n = {"smoke": 5, "quick": 11, "full": 200}[profile]
-    return {"n": n, "half_width": 1.0}
-
-
-def _load_cached(path, shape):
-    with np.load(path) as z:
-        d = {k: z[k] for k in z.files}
-    if d["surface"].shape != shape or d["gram"].shape != (2, 2):
-        raise ValueError("cached surface has the wrong shape")
-    return d
-
-
-def compute_landscapes(ctx: FigureContext) -> dict:
-    """Train or load FULL and TOPK(5) for ctx's profile and compute (or load) their surfaces.
-
-    Returns ``{"task", "seed", "alphas", "betas", "direction_seed", "normalization",
-    "surfaces": {variant: {"surface", "gram", "theta_norm", "loss0", "acc0", "run_key"}}}``.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from softmax_stability._io import atomic_write_bytes
-    from softmax_stability.experiments import landscape, runner, tasks as tasks_mod
-    from softmax_stability.experiments.sf_model import apply, loss_and_accuracy
-
-    s = runner.profile_settings(ctx.profile)
-    task = "even_pairs" if "even_pairs" in s["tasks"] else s["tasks"][0]
-    seed = s["seeds"][0]
-    g = grid_settings(ctx.profile)
-    alphas = np.linspace(-g["half_width"], g["half_width"], g["n"])
-    betas = alphas.copy()
-    dseed = landscape.SF_DIRECTION_SEED + ctx.seed
-    ctx.params.update(task=task, run_seed=seed, overrides=runner.profile_overrides(ctx.profile, task), cache="sf_runs", grid_points=g["n"],
-                      half_width=g["half_width"], direction_seed=dseed, normalization=NORMALIZATION,
-                      loss="mean training cross-entropy, evaluation mode, whole training set")
-    cache = ctx.out_dir / "sf_landscapes"
-    cache.mkdir(parents=True, exist_ok=True)
-    out = {"task": task, "seed": seed, "alphas": alphas, "betas": betas, "direction_seed": dseed,
-           "normalization": NORMALIZATION, "surfaces": {}}
-    batch = None if jax.default_backend() == "cpu" else 4
-    for v in VARIANTS:
-        res = runner.run(runner.profile_config(ctx.profile, task, v, seed),
-                         ctx.out_dir / "sf_runs", progress=ctx.show_progress)
-        key = hashlib.sha256(json.dumps([LANDSCAPE_VERSION, res.key, g, dseed, NORMALIZATION],
-                                        sort_keys=True).encode()).hexdigest()[:24]
-        path = cache / f"{key}.npz"
-        if path.exists():
-            try:
-                out["surfaces"][v] = {**_load_cached(path, (alphas.size, betas.size)), "run_key": res.key}
-                continue
-            except (OSError, ValueError, KeyError) as err:
-                warnings.warn(f"recomputing corrupt landscape cache {path}: {err}")
-        r = res.config
-        cfg = runner.RunConfig(**r)
-        data = tasks_mod.load_task(task, r["seed"], n_train=r["n_train"], n_val=r["n_val"], length=r["length"])
-        x = tasks_mod.prepare_inputs(data.x_train, data.spec, r["variant"])
-        mc, _ = runner.model_config(cfg, x.shape[1])
-        params = runner.load_params(res)
-        xj, yj = jnp.asarray(x), jnp.asarray(data.y_train)
-
-        def loss_fn(p, xj=xj, yj=yj, mc=mc):
-            return loss_and_accuracy(apply(p, xj, mc), yj)[0]
-
-        loss0, acc0 = (float(t) for t in jax.jit(lambda p: loss_and_accuracy(apply(p, xj, mc), yj))(params))
-        d1, d2 = landscape.random_directions(dseed, params, normalization=NORMALIZATION,
-                                             stack_axes=landscape.SF_STACK_AXES,
-                                             filter_axis=landscape.SF_FILTER_AXES)
-        surf = np.asarray(landscape.loss_surface(loss_fn, params, d1, d2, alphas, betas, batch_size=batch),
-                          dtype=np.float64)
-        gram = np.asarray(landscape.direction_gram(d1, d2), dtype=np.float64)
-        th = float(np.sqrt(sum(float(jnp.sum(jnp.square(p.astype(jnp.float32))))
-                               for p in jax.tree_util.tree_leaves(params))))
-        rec = {"surface": surf, "gram": gram, "theta_norm": np.float64(th), "loss0": np.float64(loss0),
-               "acc0": np.float64(acc0)}
-        buf = io.BytesIO()
-        np.savez(buf, **rec)
-        atomic_write_bytes(path, buf.getvalue())
-        out["surfaces"][v] = {**rec, "run_key": res.key}
-    return out
 
 
 def _levels(surfaces, n=30):
@@ -130,7 +39,11 @@ def _levels(surfaces, n=30):
 def make(ctx: FigureContext) -> None:
     import matplotlib.colors as mcols
 
-    L = compute_landscapes(ctx)
+    from softmax_stability.experiments.sf_landscapes import VARIANTS, compute_landscapes
+
+    L = compute_landscapes(ctx.profile, seed=ctx.seed, runs_dir=ctx.out_dir / "sf_runs",
+                           cache_dir=ctx.out_dir / "sf_landscapes", progress=ctx.show_progress)
+    ctx.params.update(L["params"])
     a, b = L["alphas"], L["betas"]
     surfs = [L["surfaces"][v]["surface"] for v in VARIANTS]
     levels = _levels(surfs)

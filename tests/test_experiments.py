@@ -439,7 +439,7 @@ def test_quick_profile_settings_docstring_and_order():
 
 
 def test_fig1_separation_summary_is_computed_from_the_curves():
-    from figures.sf_fig1 import separation, summary_lines
+    from softmax_stability.experiments.sf_results import separation, summary_lines
 
     e = np.linspace(0.7, 0.2, 10)
     full = np.stack([np.full(10, 0.69), np.full(10, 0.70), np.full(10, 0.68)])
