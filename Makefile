@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m softmax_stability.cli run --profile $(PROFILE)
+	$(PY) -m figures run --profile $(PROFILE)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15

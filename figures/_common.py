@@ -39,21 +39,30 @@ class FigureSpec:
     fn: Callable[["FigureContext"], None]
     kind: str  # "paper" (a paper's figure/table) or "library" (this library's own)
     order: int
+    inputs: tuple[str, ...] = ()  # files of the output directory it reads (enter its fingerprint)
 
 
 _REGISTRY: dict[str, FigureSpec] = {}
 
 
-def figure(*, name: str, caption: str, source: str, order: int = 100) -> Callable:
+def figure(*, name: str, caption: str, source: str, order: int = 100, inputs: Sequence[str] = ()) -> Callable:
     """Register ``fn(ctx)`` as the figure ``name`` (``caption``: one sentence; ``source``: the paper
-    figure it reproduces, or what it shows)."""
+    figure it reproduces, or what it shows; ``inputs``: files of the output directory that it reads,
+    such as ``verification.json``, so that a change to them redoes it)."""
 
     def deco(fn: Callable[["FigureContext"], None]):
         kind = "paper" if name.startswith(("sf_", "ssa_")) else "library"
-        _REGISTRY[name] = FigureSpec(name, caption, source, fn, kind, order)
+        _REGISTRY[name] = FigureSpec(name, caption, source, fn, kind, order, tuple(inputs))
         return fn
 
     return deco
+
+
+def prog_name(sub: str = "") -> str:
+    """The pipeline command as the user called it: ``python -m figures [sub]``, or
+    ``softmax-stability [sub]`` when the console script handed the command over."""
+    base = os.environ.get("SOFTMAX_STABILITY_PROG", "python -m figures")
+    return f"{base} {sub}".strip() if sub else base
 
 
 def registry() -> dict[str, FigureSpec]:
@@ -102,7 +111,7 @@ class FigureContext:
         from tqdm.auto import tqdm
 
         return tqdm(iterable, desc=desc or self.name, total=total, leave=False,
-                    disable=not self.show_progress)
+                    disable=None if self.show_progress else True)  # None: off in a log file
 
     def path(self, suffix: str = "", ext: str = "") -> Path:
         stem = self.name + (f"_{suffix}" if suffix else "")
@@ -156,21 +165,23 @@ def _environment() -> dict[str, Any]:
     }
 
 
-def fingerprint(name: str, profile: str, seed: int) -> str:
-    """Hash of what a figure's output depends on: its profile and seed, the library's and the
-    ``figures`` package's source files, and the JAX version. Coarse on purpose: any change to
-    the library's code redoes every figure, so a cached output can never be stale."""
+def fingerprint(name: str, profile: str, seed: int, out_dir: str | os.PathLike | None = None) -> str:
+    """Hash of what figure ``name``'s output depends on: its profile and seed, the JAX and NumPy
+    versions, the source of every checkout module the figure's module imports, transitively
+    (:func:`figures._deps.imported_files`: the figure itself, ``figures/_common.py`` and the library
+    modules it uses), and the bytes of the files of ``out_dir`` it reads (its spec's ``inputs``).
+    An edit to a library module redoes only the figures that import it."""
     import jax
+    import numpy
 
-    import softmax_stability
+    from figures._deps import files_fingerprint, imported_files
 
-    h = hashlib.sha256(f"{name}|{profile}|{seed}|{jax.__version__}".encode())
-    roots = [Path(softmax_stability.__file__).parent, Path(__file__).parent]
-    for root in roots:
-        for p in sorted(root.rglob("*.py")):
-            h.update(str(p.relative_to(root.parent)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()[:16]
+    files = imported_files([f"figures.{name}"])
+    data = []
+    for f in registry()[name].inputs if out_dir is not None else ():
+        p = Path(out_dir) / f
+        data.append(hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else f"{f}: absent")
+    return files_fingerprint(files, name, profile, seed, jax.__version__, numpy.__version__, *data)
 
 
 def cached_provenance(name: str, out_dir: Path, fp: str) -> dict[str, Any] | None:
@@ -197,7 +208,7 @@ def run_figure(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, profile: str
     if name not in specs:
         raise KeyError(f"unknown figure {name!r}; valid names: {', '.join(specs)}")
     spec = specs[name]
-    fp = fingerprint(name, profile, seed)
+    fp = fingerprint(name, profile, seed, out_dir)
     if not force:
         prov = cached_provenance(name, Path(out_dir), fp)
         if prov is not None:

@@ -24,7 +24,7 @@ def _load(ctx: FigureContext) -> list[dict]:
     return [r.to_json() for r in verify(progress=ctx.show_progress)]
 
 
-@figure(name="bound_vs_autodiff", order=20,
+@figure(name="bound_vs_autodiff", order=20, inputs=("verification.json",),
         caption="Measured value over bound for every registered claim (random and adversarial "
                 "instances); identities (kind 'equal') are omitted as their ratio is 1 by construction.",
         source="library figure (softmax-stability verify)")

@@ -1,4 +1,11 @@
-"""``softmax-stability verify | proofs | figures | bench | info | run``."""
+"""``softmax-stability verify | proofs | info``, and ``figures | run | report | bench`` in a checkout.
+
+The library's own commands (``verify``, ``proofs``, ``info``) work from an installed package and write
+into ``--out`` (default: the current directory). The figures, the main job, the report and the
+benchmarks are the pipeline's: their scripts live in a source checkout, not in the package, so those
+commands look for a checkout at or above the current directory and hand over to it
+(``python -m figures ...``, ``benchmarks/bench_*.py``), or say what they need.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +16,41 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO / "figures" / "out"
-SUBCOMMANDS = ("verify", "proofs", "figures", "bench", "info", "run")
+SUBCOMMANDS = ("verify", "proofs", "info", "figures", "run", "report", "bench")
+CHECKOUT_COMMANDS = ("figures", "run", "report", "bench")
 BENCHMARKS = ("jacobian", "attention", "training")
 
 
-def enable_compilation_cache() -> None:
-    """Keep XLA executables across runs (``.cache/jax`` in the checkout, or
-    ``$SOFTMAX_STABILITY_JAX_CACHE``), so a rerun of ``make run`` skips most compilation."""
+def default_cache_dir() -> Path:
+    """``$SOFTMAX_STABILITY_JAX_CACHE``, else ``$XDG_CACHE_HOME/softmax-stability/jax`` (``~/.cache``)."""
+    env = os.environ.get("SOFTMAX_STABILITY_JAX_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "softmax-stability" / "jax"
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None) -> None:
+    """Keep XLA executables across runs in ``path`` (default :func:`default_cache_dir`), so a rerun
+    skips most compilation. A cache that cannot be created is skipped (every run compiles)."""
     import jax
 
-    path = os.environ.get("SOFTMAX_STABILITY_JAX_CACHE", str(REPO / ".cache" / "jax"))
+    path = Path(path) if path is not None else default_cache_dir()
     try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", path)
+        path.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(path))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    except (OSError, AttributeError):  # read-only checkout or an older JAX: compile every time
+    except (OSError, AttributeError):  # read-only location or an older JAX: compile every time
         pass
+
+
+def find_checkout(start: str | os.PathLike | None = None) -> Path | None:
+    """The source checkout of softmax-stability at or above ``start`` (default: the current
+    directory): a directory holding ``figures/__main__.py``, ``benchmarks/`` and ``pyproject.toml``."""
+    here = Path(start or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        if all((d / f).exists() for f in ("figures/__main__.py", "pyproject.toml", "benchmarks")):
+            return d
+    return None
 
 
 def _writable(out: str, ap: argparse.ArgumentParser) -> Path:
@@ -114,86 +138,68 @@ def cmd_proofs(args, ap) -> int:
     return _run_proofs(out / "proofs_check.json")
 
 
-def cmd_figures(rest: list[str]) -> int:
-    from figures.__main__ import main as figures_main
+def _no_checkout(cmd: str) -> int:
+    print(f"softmax-stability {cmd}: this command runs the pipeline scripts (figures/, benchmarks/) of a source "
+          f"checkout, which are not installed with the package, and none was found at or above {os.getcwd()}.\n"
+          "Run it from a clone of the repository (there `make run` does everything), or use the installed "
+          "commands: verify, proofs, info.", file=sys.stderr)
+    return 2
 
-    return figures_main(rest)
 
-
-def cmd_bench(args, ap) -> int:
-    names = args.names or ["jacobian"]
-    unknown = [n for n in names if n not in BENCHMARKS]
+def cmd_checkout(cmd: str, rest: list[str]) -> int:
+    """Hand ``figures``/``run``/``report`` to ``python -m figures`` and ``bench`` to
+    ``benchmarks/bench_*.py`` of the checkout at or above the current directory."""
+    root = find_checkout()
+    if root is None:
+        return _no_checkout(cmd)
+    # run where the user stands (relative paths keep their meaning), with the checkout importable
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "SOFTMAX_STABILITY_PROG": "softmax-stability", "PYTHONPATH": path}
+    if cmd != "bench":
+        argv = rest if cmd == "figures" else [cmd, *rest]
+        return subprocess.call([sys.executable, "-m", "figures", *argv], env=env)
+    ap = argparse.ArgumentParser(prog="softmax-stability bench", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                 description="Run benchmarks/bench_NAME.py of the checkout (each has its own "
+                                             "options: run the script with --help).")
+    ap.add_argument("names", nargs="*", default=["jacobian"], help=f"benchmarks to run, of {', '.join(BENCHMARKS)}")
+    args = ap.parse_args(rest)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
         ap.error(f"unknown benchmark(s) {', '.join(unknown)}; valid: {', '.join(BENCHMARKS)}")
     rc = 0
-    for n in names:
-        script = REPO / "benchmarks" / f"bench_{n}.py"
-        if not script.exists():
-            print(f"benchmark script {script} is missing", file=sys.stderr)
-            rc = 1
-            continue
-        rc |= subprocess.call([sys.executable, str(script)], cwd=REPO)
+    for n in args.names:
+        rc |= subprocess.call([sys.executable, str(root / "benchmarks" / f"bench_{n}.py")], env=env)
     return rc
 
 
-def cmd_run(args, ap) -> int:
-    """The main job: proofs, verify, figures, report; a summary of what failed at the end."""
-    out = _writable(args.out, ap)
-    steps: list[tuple[str, int, float]] = []
-
-    def step(name, fn):
-        print(f"\n=== {name} ===", flush=True)
-        t0 = time.perf_counter()
-        try:
-            rc = fn()
-        except SystemExit as e:  # argparse inside a step
-            rc = int(e.code or 0)
-        steps.append((name, rc, time.perf_counter() - t0))
-
-    step("proofs_check", lambda: _run_proofs(out / "proofs_check.json"))
-    vargs = argparse.Namespace(out=str(out), ids=None, seed=args.seed, no_adversary=False,
-                               proofs=None, run_proofs=False, no_progress=False, mutants=True)
-    step("verify", lambda: cmd_verify(vargs, ap))
-    fig_argv = ["--profile", args.profile, "--out", str(out), "--seed", str(args.seed), "--keep-going"]
-    step("figures", lambda: cmd_figures(fig_argv))
-    try:
-        from softmax_stability import report
-    except ImportError:
-        report = None
-    if report is not None:
-        step("report", lambda: report.main(["--out", str(out)]))
-    print("\n=== summary ===")
-    for name, rc, secs in steps:
-        print(f"{name:<14} {'ok' if rc == 0 else 'FAILED'}  {secs:7.1f}s")
-    print(f"outputs in {out}")
-    return 0 if all(rc == 0 for _, rc, _ in steps) else 1
-
-
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="softmax-stability",
-                                 description="Softmax stability: verify claims, regenerate figures, benchmark.")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    ap = argparse.ArgumentParser(prog="softmax-stability", formatter_class=fmt,
+                                 description="Softmax stability: verify the claims, run the symbolic checks; in a "
+                                             "source checkout also regenerate figures, the report and benchmarks.")
     sub = ap.add_subparsers(dest="cmd", metavar="{" + ",".join(SUBCOMMANDS) + "}")
-    v = sub.add_parser("verify", help="check every registered claim on random and adversarial instances")
+    v = sub.add_parser("verify", formatter_class=fmt,
+                       help="check every registered claim on random and adversarial instances")
     v.add_argument("ids", nargs="*", help="claim ids (default: all)")
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--out", default=str(DEFAULT_OUT))
-    v.add_argument("--no-adversary", action="store_true")
-    v.add_argument("--proofs", help="proofs_check JSON to read proof status from")
-    v.add_argument("--run-proofs", action="store_true", help="run proofs_check first")
-    v.add_argument("--no-progress", action="store_true")
+    v.add_argument("--seed", type=int, default=0, help="seed of the random instances and adversaries")
+    v.add_argument("--out", default=".", help="directory for verification.json (and proofs_check.json)")
+    v.add_argument("--no-adversary", action="store_true", help="random instances only (faster, weaker)")
+    v.add_argument("--proofs", help="proofs_check JSON to read proof status from (default: OUT/proofs_check.json)")
+    v.add_argument("--run-proofs", action="store_true", help="run the symbolic checks first")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--mutants", action="store_true",
                    help="also verify every claim's mutants (altered bounds that must be rejected); "
                         "a surviving mutant makes verify exit 1")
-    p = sub.add_parser("proofs", help="run the symbolic checks (python -m proofs_check)")
-    p.add_argument("--out", default=str(DEFAULT_OUT))
-    sub.add_parser("figures", help="regenerate figures (python -m figures ...)", add_help=False)
-    b = sub.add_parser("bench", help="run benchmarks")
-    b.add_argument("names", nargs="*", help=f"one of {', '.join(BENCHMARKS)}")
+    p = sub.add_parser("proofs", formatter_class=fmt, help="run the symbolic checks (python -m proofs_check)")
+    p.add_argument("--out", default=".", help="directory for proofs_check.json")
     sub.add_parser("info", help="devices, JAX version, backend")
-    r = sub.add_parser("run", help="the main job: proofs, verify, figures, report")
-    r.add_argument("--profile", default="quick", choices=["quick", "full"])
-    r.add_argument("--out", default=str(DEFAULT_OUT))
-    r.add_argument("--seed", type=int, default=0)
+    sub.add_parser("figures", add_help=False,
+                   help="in a checkout: regenerate figures (python -m figures; see `figures --help`)")
+    sub.add_parser("run", add_help=False,
+                   help="in a checkout: the main job, proofs + verify + figures + report (see `run --help`)")
+    sub.add_parser("report", add_help=False, help="in a checkout: build the report from figures/out")
+    sub.add_parser("bench", add_help=False,
+                   help=f"in a checkout: run benchmarks ({', '.join(BENCHMARKS)}; see `bench --help`)")
     return ap
 
 
@@ -201,20 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = build_parser()
-    if argv and argv[0] == "figures":
-        enable_compilation_cache()
-        return cmd_figures(argv[1:])
+    if argv and argv[0] in CHECKOUT_COMMANDS:
+        return cmd_checkout(argv[0], argv[1:])
     if argv and not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
         ap.error(f"unknown subcommand {argv[0]!r}; valid: {', '.join(SUBCOMMANDS)}")
     args = ap.parse_args(argv)
     if args.cmd is None:
         ap.print_help()
         return 2
-    if args.cmd in ("verify", "run"):
+    if args.cmd == "verify":
         enable_compilation_cache()
     if args.cmd == "info":
         return cmd_info(args)
-    return {"verify": cmd_verify, "proofs": cmd_proofs, "bench": cmd_bench, "run": cmd_run}[args.cmd](args, ap)
+    return {"verify": cmd_verify, "proofs": cmd_proofs}[args.cmd](args, ap)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
 """The command line: subcommands, errors that list valid choices, verify output."""
 
+import argparse
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from softmax_stability.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_unknown_subcommand_lists_valid(capsys):
@@ -92,15 +99,53 @@ def test_verify_unknown_claim_lists_valid(tmp_path, capsys):
 
 
 def test_figures_unknown_name_lists_valid(capsys):
+    from figures._cli import main as pipeline_main
+
     with pytest.raises(SystemExit):
-        main(["figures", "no_such_figure"])
+        pipeline_main(["no_such_figure"])
     assert "jacobian_norm_vs_sparsity" in capsys.readouterr().err
 
 
-def test_figures_unknown_profile(capsys):
+@pytest.mark.parametrize("argv", [["--profile", "huge"], ["run", "--profile", "huge"]])
+def test_figures_and_run_take_the_same_profiles(argv, capsys):
+    from figures._cli import main as pipeline_main
+    from figures._common import PROFILES
+
     with pytest.raises(SystemExit):
-        main(["figures", "--profile", "huge"])
-    assert "quick" in capsys.readouterr().err
+        pipeline_main(argv)
+    err = capsys.readouterr().err
+    assert all(p in err for p in PROFILES), err
+
+
+def test_pipeline_help_names_the_console_script_and_shows_defaults():
+    env = {**os.environ, "SOFTMAX_STABILITY_PROG": "softmax-stability"}
+    for argv, prog in ((["--help"], "softmax-stability figures"), (["run", "--help"], "softmax-stability run")):
+        out = subprocess.run([sys.executable, "-m", "figures", *argv], capture_output=True, text=True, env=env,
+                             cwd=REPO, check=True).stdout
+        assert out.startswith(f"usage: {prog}"), out[:200]
+        assert "(default: quick)" in out and "(default: 0)" in out
+    out = subprocess.run([sys.executable, "-m", "figures", "--help"], capture_output=True, text=True,
+                         cwd=REPO, check=True).stdout
+    assert out.startswith("usage: python -m figures")
+
+
+def test_every_option_has_help_text():
+    from softmax_stability.cli import build_parser
+
+    ap = build_parser()
+    subs = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in subs.choices.items():
+        for a in p._actions:
+            if a.option_strings and a.dest != "help":
+                assert a.help, f"softmax-stability {name} {a.option_strings} has no help text"
+
+
+def test_checkout_commands_outside_a_checkout_say_what_they_need(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for cmd in ("figures", "run", "report", "bench"):
+        assert main([cmd]) == 2
+        err = capsys.readouterr().err
+        assert "source checkout" in err and "verify" in err, err
 
 
 def test_unwritable_out_fails_before_work(tmp_path, capsys):
@@ -111,7 +156,8 @@ def test_unwritable_out_fails_before_work(tmp_path, capsys):
     assert "not writable" in capsys.readouterr().err
 
 
-def test_bench_unknown_name(capsys):
+def test_bench_unknown_name(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
     with pytest.raises(SystemExit):
         main(["bench", "warp-drive"])
     assert "jacobian" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 from figures._common import run_figure
 from softmax_stability.claims import get
 from softmax_stability.claims._verify import verify_claim
-from softmax_stability.report import build_report
+from figures._report import build_report
 
 FIGS = ("sf_fig22", "sf_table6")
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
@@ -78,7 +78,7 @@ def test_browser_check_detects_a_missing_image(out, tmp_path):
 
 
 def test_markdown_notes_render_tables_as_html_tables():
-    from softmax_stability.report import markdown_to_html
+    from figures._report import markdown_to_html
 
     md = ("## Outcome\n\nTOPK(5) is **below** FULL on `even_pairs`.\n\n"
           "| variant | median | note |\n|---|---:|---|\n| FULL | 0.658 | a \\| b |\n| TOPK(5) | 0.079 | |\n\n"

@@ -7,22 +7,13 @@ its claims on import; this ``__init__`` imports them all. See :class:`Claim` for
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
-from softmax_stability.claims._registry import Claim, Mutant, TightRegime, all_claims, get, register
+from softmax_stability.claims._registry import Claim, Mutant, TightRegime, all_claims, get, load_families, register
 
 __all__ = ["Claim", "Mutant", "TightRegime", "register", "get", "all_claims", "verify", "verify_claim",
            "verify_mutant", "claim_mutants", "format_table", "claims_markdown"]
 
 
-def _import_families() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
-
-
-_import_families()
+load_families()  # every family module registers its claims on import
 
 from softmax_stability.claims._verify import (  # noqa: E402
     claim_mutants, format_table, verify, verify_claim, verify_mutant)

@@ -142,6 +142,18 @@ class Claim:
 _REGISTRY: dict[str, Claim] = {}
 
 
+def load_families() -> None:
+    """Import every family module of ``softmax_stability.claims`` (each registers its claims on import)."""
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    here = Path(__spec__.origin).parent  # the claims package, wherever it is installed
+    for info in pkgutil.iter_modules([str(here)]):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"softmax_stability.claims.{info.name}")
+
+
 def register(claim: Claim) -> Claim:
     """Add ``claim`` to the registry; re-registering the same id replaces it (module reloads)."""
     if not isinstance(claim, Claim):

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softmax_stability.claims._registry import Claim, Mutant, RatioFn, all_claims, get
+from softmax_stability.claims._registry import Claim, Mutant, RatioFn, all_claims, get, load_families
 
 __all__ = ["ClaimResult", "MutantResult", "verify_claim", "verify_mutant", "verify_claim_and_mutants",
            "verify", "claim_mutants",
@@ -425,7 +425,7 @@ def _init_worker(config: dict[str, Any], started_queue=None) -> None:
     jax.config.update("jax_enable_x64", True)
     for name, value in config.items():
         jax.config.update(name, value)
-    import softmax_stability.claims  # noqa: F401  (registering the families is start-up, not claim time)
+    load_families()  # registering the families is start-up, not claim time
 
 
 def _report_start(claim_id: str, since: float | None = None) -> None:
@@ -464,7 +464,7 @@ def _verify_one_in_worker(claim_id: str, seed: int, adversary: bool,
                           proof_status: dict[str, str] | None, mutants: bool = False) -> ClaimResult:
     """One claim (and, with ``mutants``, all its mutants) in a worker process (module level so that
     ``spawn`` can pickle it)."""
-    import softmax_stability.claims  # noqa: F401  (registers every family)
+    load_families()
 
     return _run_task(claim_id, seed, adversary, proof_status, mutants)
 
@@ -510,7 +510,7 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
     is reported as ERROR. One worker (``workers=1``) runs in this process and has no watchdog.
     """
     jax.config.update("jax_enable_x64", True)
-    import softmax_stability.claims  # noqa: F401  (registers every family)
+    load_families()
 
     claims = [get(i) for i in ids] if ids else all_claims()
     if mutants and not adversary:

@@ -330,7 +330,8 @@ def run(cfg: RunConfig, cache_dir: str | Path, *, progress: bool = True,
     import time
 
     bar = tqdm(range(start, r["epochs"]), desc=f"{r['task']} {r['variant']} s{r['seed']}", initial=start,
-               total=r["epochs"], leave=False, disable=not progress)
+               total=r["epochs"], leave=False,
+               disable=None if progress else True)  # None: off when stderr is not a terminal
     for ep in bar:
         ekey = jax.random.fold_in(base, ep)
         t0 = time.perf_counter()
@@ -404,7 +405,8 @@ def run_many(configs: Iterable[RunConfig], cache_dir: str | Path, *, progress: b
     workers = max(1, min(workers, len(configs)))
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(configs), desc="SF runs", unit="run", disable=not progress or len(configs) < 2)
+    bar = tqdm(total=len(configs), desc="SF runs", unit="run",
+               disable=None if progress and len(configs) >= 2 else True)
 
     def one(i: int) -> RunResult:
         with jax.default_device(devices[i % len(devices)]):

@@ -277,8 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     from softmax_stability._io import ensure_writable_dir
 
     repo = Path(__file__).resolve().parent.parent
-    ap = argparse.ArgumentParser(prog="python -m softmax_stability.report")
-    ap.add_argument("--out", default=str(repo / "figures" / "out"))
+    from figures._common import prog_name as _prog
+
+    ap = argparse.ArgumentParser(prog=_prog("report"), formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                 description="Build index.html and REPORT.md from what the other steps wrote.")
+    ap.add_argument("--out", default=str(repo / "figures" / "out"), help="output directory to read and write")
     ap.add_argument("--update-readme", action="store_true",
                     help="regenerate README.md's claims table and gallery instead of the report")
     args = ap.parse_args(argv)
