@@ -88,6 +88,7 @@ class FigureContext:
         self.seed = int(seed)
         self.params: dict[str, Any] = {}
         self.files: list[str] = []
+        self.outcome: str | None = None
         self.show_progress = show_progress
 
     @property
@@ -112,6 +113,11 @@ class FigureContext:
 
         return tqdm(iterable, desc=desc or self.name, total=total, leave=False,
                     disable=None if self.show_progress else True)  # None: off in a log file
+
+    def set_outcome(self, text: str) -> None:
+        """The figure's measured outcome in one or two sentences, whichever way it goes (the report
+        prints it right under the image); say the same on the image itself."""
+        self.outcome = " ".join(str(text).split())
 
     def path(self, suffix: str = "", ext: str = "") -> Path:
         stem = self.name + (f"_{suffix}" if suffix else "")
@@ -226,6 +232,7 @@ def run_figure(name: str, out_dir: str | os.PathLike = DEFAULT_OUT, profile: str
         "profile": profile,
         "seed": seed,
         "params": ctx.params,
+        "outcome": ctx.outcome,
         "wall_time_s": round(wall, 3),
         "files": ctx.files,
         "fingerprint": fp,

@@ -35,7 +35,10 @@ def _collect(out: Path) -> dict[str, Any]:
         d = _load_json(p)
         if d:
             provs.append(d)
-    provs.sort(key=lambda d: (d.get("kind") != "paper", d.get("figure", "")))
+    from figures._common import registry
+
+    order = {name: i for i, name in enumerate(registry())}  # the README gallery's order
+    provs.sort(key=lambda d: (order.get(d.get("figure", ""), len(order)), d.get("figure", "")))
     ver = _load_json(out / "verification.json") or {}
     proofs = _load_json(out / "proofs_check.json") or {}
     return {"figures": provs, "verification": ver, "proofs": proofs}
@@ -213,6 +216,8 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
         for f in d.get("files", []):
             if f.endswith(".png"):
                 md += [f"![{name}]({f})", ""]
+        if d.get("outcome"):
+            md += [f"**Outcome:** {d['outcome']}", ""]
         for f in d.get("files", []):
             if f.endswith(".md") and (out / f).exists():
                 md += [(out / f).read_text().strip(), ""]
@@ -223,7 +228,8 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
            "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;"
            "padding:3px 6px;text-align:left}tr.ok td:nth-child(8){color:#060}tr.bad td{background:#fee}"
            "figure{margin:2em 0;border-top:1px solid #ddd;padding-top:1em}img{max-width:100%}"
-           ".prov{color:#666;font-size:12px}")
+           ".prov{color:#666;font-size:12px}.outcome{background:#f4f7fb;border-left:4px solid #4a78b5;"
+           "padding:.4em .8em;margin:.3em 0 1em}")
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>softmax-stability report</title>"
          f"<style>{css}</style></head><body>", "<h1>softmax-stability report</h1>",
          f"<p>Generated {html.escape(stamp)}.</p>", "<h2 id='claims'>Claims</h2>",
@@ -242,6 +248,8 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
         for f in d.get("files", []):
             if f.endswith(".png"):
                 h.append(f"<img src='{html.escape(f)}' alt='{name}'>")
+        if d.get("outcome"):
+            h.append(f"<p class='outcome'><b>Outcome:</b> {html.escape(d['outcome'])}</p>")
         for f in d.get("files", []):
             if f.endswith(".md") and (out / f).exists():
                 h.append(f"<div class='note'>{markdown_to_html((out / f).read_text())}</div>")

@@ -1,6 +1,7 @@
 """SF Fig. 27 (reproduced at reduced size): estimated loss Lipschitz constants of FULL and TOPK(5).
 
-From the landscapes of ``sf_loss_landscape`` (same cache, same models): for each radius ``t``, the
+From the landscapes of ``sf_loss_landscape`` (same cache, same models, taken at matched training loss:
+:func:`softmax_stability.experiments.sf_landscapes.matched_loss_epochs`): for each radius ``t``, the
 50/75/95/99th percentiles and the maximum of ``|L(p) - L(p')| / ||θ_p - θ_p'||`` over neighbouring
 grid points ``p, p'`` inside ``[-t, t]^2``
 (:func:`softmax_stability.experiments.landscape.landscape_lipschitz`), with the true
@@ -81,8 +82,17 @@ def make(ctx: FigureContext) -> None:
     ax.set_xticks(x, VARIANTS)
     ax.set_ylabel("estimated Lipschitz constant (max, whole grid)")
     ax.set_title("max over the whole grid, true distance", fontsize=9)
-    fig.suptitle(f"{L['task'].replace('_', ' ').title()}, seed {L['seed']}, {a.size}x{b.size} grid ({ctx.profile})",
+    rt = (est[("TOPK(5)", "parameter", None, 100)] / est[("FULL", "parameter", None, 100)]
+          if est[("FULL", "parameter", None, 100)] > 0 else float("nan"))
+    verdict = (f"TOPK(5)/FULL max slope = {rt:.2f}: TOPK(5)'s landscape is "
+               + ("flatter, as SF Fig. 27 reports" if rt < 1 else "NOT flatter: SF Fig. 27's ordering is not reproduced"))
+    fig.suptitle(f"{L['task'].replace('_', ' ').title()}, seed {L['seed']}, {a.size}x{b.size} grid ({ctx.profile}"
+                 f"{': small-scale reconstruction' if ctx.quick else ''}); models at matched training loss "
+                 f"{L['match']['train_loss']:.3f} ("
+                 + ", ".join(f"{v} epoch {L['surfaces'][v]['epoch']}" for v in VARIANTS) + ")\n" + verdict,
                  fontsize=10)
+    ctx.set_outcome(verdict + f" (true parameter distance; models at matched training loss "
+                    f"{L['match']['train_loss']:.3f}).")
     fig.tight_layout()
     ctx.save_figure(fig)
     ctx.save_csv(["variant", "distance", "radius", "percentile", "estimate"], rows)
@@ -94,11 +104,12 @@ def make(ctx: FigureContext) -> None:
           f"Task `{L['task']}`, run seed {L['seed']}, {a.size}x{b.size} landscape grid on [-1, 1]^2 "
           f"(`sf_loss_landscape`), whole grid. `true` divides by ‖Δα d1 + Δβ d2‖; `authors'` by the grid "
           "spacing (SF `lgrads.py`).", "",
-          "| variant | ‖θ‖ | L(θ) | train acc | max (true) | 95% (true) | max (authors') | 95% (authors') |",
-          "|---|---|---|---|---|---|---|---|"]
+          f"Models at matched training loss: {L['match']['rule']} ({L['match']['train_loss']:.4g}).", "",
+          "| variant | epoch | ‖θ‖ | L(θ) | train acc | max (true) | 95% (true) | max (authors') | 95% (authors') |",
+          "|---|---|---|---|---|---|---|---|---|"]
     for v in VARIANTS:
         rec = L["surfaces"][v]
-        md.append(f"| {v} | {float(rec['theta_norm']):.3g} | {float(rec['loss0']):.4g} | "
+        md.append(f"| {v} | {rec['epoch']}/{rec['epochs_run']} | {float(rec['theta_norm']):.3g} | {float(rec['loss0']):.4g} | "
                   f"{100 * float(rec['acc0']):.1f}% | {g(v, 'parameter'):.4g} | {g(v, 'parameter', 95):.4g} | "
                   f"{g(v, 'grid'):.4g} | {g(v, 'grid', 95):.4g} |")
     rt, ra = (g("TOPK(5)", d) / g("FULL", d) if g("FULL", d) > 0 else float("nan") for d in ("parameter", "grid"))
@@ -117,8 +128,7 @@ def make(ctx: FigureContext) -> None:
               "accuracies at the plotted point are "
               + ", ".join(f"{v} {100 * float(L['surfaces'][v]['acc0']):.1f}%" for v in VARIANTS) + "."
               if ctx.quick else "")
-           + (" The two models are at different stages of training (accuracies more than 10 points apart), so "
-              "the comparison mixes the landscapes' shape with training progress."
+           + (" Even at matched training loss the two models' training accuracies differ by more than 10 points."
               if np.ptp([float(L["surfaces"][v]["acc0"]) for v in VARIANTS]) > 0.10 else "")]
     ctx.save_markdown("\n".join(md) + "\n")
     ctx.save_json({"estimates": [{"variant": v, "distance": d, "radius": t, "percentile": q, "value": val}

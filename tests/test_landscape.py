@@ -241,3 +241,31 @@ def test_bad_input():
         ls.random_directions("seed", th)
     with pytest.raises(ValueError, match="params"):
         ls.random_direction(jax.random.PRNGKey(0), {})
+
+
+def test_matched_loss_epochs_picks_the_first_epoch_at_the_common_level():
+    from softmax_stability.experiments.sf_landscapes import matched_loss_epochs
+
+    target, ep = matched_loss_epochs({"FULL": [0.7, 0.6, 0.52], "TOPK(5)": [0.65, 0.5, 0.1, 0.05]})
+    assert target == 0.52 and ep == {"FULL": 3, "TOPK(5)": 2}
+    # the variant that trained least is taken at its end; a non-monotone curve at its first crossing
+    target, ep = matched_loss_epochs({"A": [0.9, 0.4, 0.45, 0.3], "B": [0.8, 0.7, 0.6]})
+    assert target == 0.6 and ep == {"A": 2, "B": 3}
+    with pytest.raises(ValueError, match="train_loss"):
+        matched_loss_epochs({"A": []})
+
+
+def test_a_run_stopped_early_is_the_start_of_the_full_run(tmp_path):
+    """What matched-loss landscapes rely on: training with epochs=e retraces the full run's first e epochs."""
+    import dataclasses
+
+    from softmax_stability.experiments import runner
+
+    cfg = runner.profile_config("smoke", "even_pairs", "TOPK(5)", 0)
+    full = runner.run(cfg, tmp_path, progress=False)
+    E = len(full.history["train_loss"])
+    assert E >= 2
+    e = E // 2
+    short = runner.run(dataclasses.replace(cfg, epochs=e), tmp_path, progress=False)
+    for k in ("train_loss", "train_acc", "val_loss", "val_acc"):
+        assert short.history[k] == full.history[k][:e], k
