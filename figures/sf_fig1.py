@@ -19,8 +19,10 @@ import numpy as np
 
 from figures._common import FigureContext, figure
 
-COLORS = {"FULL": "black", "BAND(5)": "tab:blue", "BAND(5):1": "tab:cyan", "BLOC(5)": "tab:orange",
-          "BLOC(5):1": "tab:olive", "TOPK(5)": "mediumaquamarine"}
+# Okabe-Ito colours (told apart with colour-blind vision too) and a line style per family
+STYLE = {"FULL": ("black", "-", 2.0), "TOPK(5)": ("#009E73", "-", 2.0), "RND(5)": ("#CC79A7", ":", 1.3),
+         "BAND(5)": ("#E69F00", "--", 1.2), "BAND(5):1": ("#D55E00", "-.", 1.2),
+         "BLOC(5)": ("#0072B2", "--", 1.2), "BLOC(5):1": ("#56B4E9", "-.", 1.2)}
 
 
 
@@ -36,9 +38,10 @@ def make(ctx: FigureContext) -> None:
     ctx.params.update(tasks=list(s["tasks"]), variants=list(s["variants"]), seeds=list(s["seeds"]),
                       overrides=s["overrides"], task_overrides=s["task_overrides"], cache="sf_runs")
     tasks, variants = s["tasks"], s["variants"]
-    fig, axes = plt.subplots(2, len(tasks), figsize=(4.2 * len(tasks), 6.5), squeeze=False, sharex="col")
+    fig, axes = plt.subplots(2, len(tasks), figsize=(max(4.6 * len(tasks), 8.0), 7.2), squeeze=False, sharex="col")
     rows = []
     shows = []
+    outcomes: list[str] = []
     for j, t in enumerate(tasks):
         losses = {}
         for v in variants:
@@ -50,20 +53,40 @@ def make(ctx: FigureContext) -> None:
             for i, (curves, ylab) in enumerate(((loss, "training cross-entropy"), (acc, "held-out accuracy (%)"))):
                 med, lo, hi = sf_results.loss_band(curves)
                 ax = axes[i, j]
-                ax.plot(ep, med, color=COLORS.get(v), label=v, lw=1.6 if v in ("FULL", "TOPK(5)") else 1.0)
-                ax.fill_between(ep, lo, hi, color=COLORS.get(v), alpha=0.15, lw=0)
+                color, ls, lw = STYLE.get(v, ("grey", "-", 1.0))
+                ax.plot(ep, med, color=color, ls=ls, label=v, lw=lw)
+                ax.fill_between(ep, lo, hi, color=color, alpha=0.12, lw=0)
                 ax.set_ylabel(ylab)
             ml, ll, hl = sf_results.loss_band(loss)
             ma, la, ha = sf_results.loss_band(acc)
             rows += [[t, v, int(e), ml[e - 1], ll[e - 1], hl[e - 1], ma[e - 1], la[e - 1], ha[e - 1], len(res)]
                      for e in ep]
+        verdict = ""
         if "FULL" in losses:
-            shows += sf_results.summary_lines(t, sf_results.separation(losses))
-        axes[0, j].set_title(t.replace("_", " ").title())
+            sep = sf_results.separation(losses)
+            shows += sf_results.summary_lines(t, sep)
+            if "TOPK(5)" in sep:
+                top = sep["TOPK(5)"]
+                n_late = top["late_epochs"]
+                verdict = (f"\nTOPK(5) below FULL in {round(top['below'] * n_late)}/{n_late} late epochs: "
+                           + ("faster, as SF Fig. 1" if top["below"] >= sf_results.MOST else "NOT faster"))
+                outcomes.append(f"{t}: TOPK(5) {'faster than' if top['below'] >= sf_results.MOST else 'NOT faster than'}"
+                                f" FULL (median loss below FULL's in {round(top['below'] * n_late)}/{n_late} late epochs)")
+        axes[0, j].set_title(t.replace("_", " ").title() + verdict, fontsize=9)
         axes[1, j].set_xlabel("epoch")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 7), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.01))
+    fig.text(0.5, -0.045, "BAND(5): banded window of 5 keys; BLOC(5): blocks of 5 tokens; \":1\": plus one global "
+             "token that every position attends to and that attends to all; TOPK(5): each query's 5 largest logits",
+             ha="center", fontsize=7.5)
+    fig.suptitle("SF Fig. 1, " + (f"{ctx.profile} profile: small-scale reconstruction (sf_fig1.md lists every "
+                                  "deviation from the authors' setup)" if ctx.quick else "the authors' sizes")
+                 + f"; median over {len(s['seeds'])} seeds, 25-75% band", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     ctx.save_figure(fig)
+    if outcomes:
+        ctx.set_outcome("; ".join(outcomes) + ".")
     ctx.save_csv(["task", "variant", "epoch", "train_loss_median", "train_loss_q25", "train_loss_q75",
                   "val_acc_median", "val_acc_q25", "val_acc_q75", "seeds"], rows)
     dev = runner.profile_deviations(ctx.profile)
