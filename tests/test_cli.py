@@ -161,3 +161,36 @@ def test_bench_unknown_name(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["bench", "warp-drive"])
     assert "jacobian" in capsys.readouterr().err
+
+
+def test_run_reuses_unchanged_proofs_and_verify(tmp_path, monkeypatch, capsys):
+    """A second `python -m figures run` redoes neither step when no code they import changed; --force
+    redoes both, and a failed step is never reused."""
+    from softmax_stability import cli as lib_cli
+
+    import figures._cli as pipeline
+    from figures import _report
+
+    calls = []
+
+    def fake_lib_main(argv):
+        calls.append(argv[0])
+        out = Path(argv[argv.index("--out") + 1])
+        (out / ("proofs_check.json" if argv[0] == "proofs" else "verification.json")).write_text("{}")
+        return 0
+
+    monkeypatch.setattr(lib_cli, "main", fake_lib_main)
+    monkeypatch.setattr(pipeline, "figures_main", lambda argv: 0)
+    monkeypatch.setattr(_report, "main", lambda argv: 0)
+    monkeypatch.setattr(pipeline, "_enable_cache", lambda: None)
+    argv = ["--out", str(tmp_path), "--profile", "smoke"]
+    assert pipeline.run_main(argv) == 0 and calls == ["proofs", "verify"]
+    assert pipeline.run_main(argv) == 0 and calls == ["proofs", "verify"]
+    assert "up to date" in capsys.readouterr().out
+    assert pipeline.run_main(argv + ["--seed", "1"]) == 0 and calls[2:] == ["verify"]  # verify depends on the seed
+    assert pipeline.run_main(argv + ["--force"]) == 0 and calls[3:] == ["proofs", "verify"]
+    monkeypatch.setattr(lib_cli, "main", lambda a: (calls.append(a[0]), 1)[1])
+    (tmp_path / ".proofs_check.json.stamp.json").unlink()
+    assert pipeline.run_main(argv) == 1
+    n = len(calls)
+    assert pipeline.run_main(argv) == 1 and calls[n:] == ["proofs"]  # a failed step is redone, verify reused
