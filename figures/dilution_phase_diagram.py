@@ -29,9 +29,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from figures._common import FigureContext, figure
+from softmax_stability.experiments.dilution_sweeps import PHASE_LOG2_NS as LOG2_NS
+from softmax_stability.experiments.dilution_sweeps import PHASE_OFFSETS as OFFSETS
+from softmax_stability.experiments.dilution_sweeps import needle_maps
 
-LOG2_NS = (10, 20, 40)
-OFFSETS = (1.0, 0.0)
 GAP_MAX, C_MAX = 4.0, 1.5
 MARKS = ((0.5, r"SSA $\sigma(0)$"), (0.43, "SSMax 0.43"), (1.0, "log-n"))
 
@@ -41,21 +42,6 @@ def grid(ctx: FigureContext):
     gaps = np.linspace(0.0, GAP_MAX, m)
     cs = np.linspace(0.0, C_MAX, m)
     return gaps, cs
-
-
-def needle_maps(gaps: np.ndarray, cs: np.ndarray) -> dict:
-    """{(offset, log2 n): p[c index, gap index]} from the library's closed form."""
-    import jax.numpy as jnp
-
-    from softmax_stability.dilution import needle_probability_scheduled
-
-    G, C = np.meshgrid(gaps, cs)
-    out = {}
-    for a in OFFSETS:
-        for k in LOG2_NS:
-            out[(a, k)] = np.asarray(needle_probability_scheduled(
-                jnp.float64(2.0 ** k), jnp.asarray(G), jnp.asarray(C), a), float)
-    return out
 
 
 @figure(name="dilution_phase_diagram", order=41,

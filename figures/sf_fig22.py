@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
 from figures._common import FigureContext, figure
-from figures.sf_fig21 import COLORS, DELTA_S, PRECISION, boundary_curves, draw_panel
+from figures._style import COLORS, draw_panel
+from softmax_stability.experiments.focus_regions import DELTA_S, PRECISION, boundary_curves
 
 BETAS = (1, 2, 4, 8, 16, 32)
 

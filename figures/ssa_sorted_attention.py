@@ -35,6 +35,10 @@ under :func:`softmax_stability.masks.causal_mask` (float64). When
 ``P @ v`` is cross-checked against it (``causal=True``, ``query_temperature=tau``, i.e. the
 temperature folded into :math:`q` and the fused :func:`jax.nn.dot_product_attention` path); the
 largest difference is recorded in the provenance (``attention_py_check``).
+
+The model and the averaging live in :mod:`softmax_stability.experiments.sorted_attention`
+(:func:`~softmax_stability.experiments.sorted_attention.sorted_attention_statistics`); this script
+draws them.
 """
 
 from __future__ import annotations
@@ -42,17 +46,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import Normalize
-from matplotlib.lines import Line2D
 
 from figures._common import FigureContext, figure
+from softmax_stability.experiments.sorted_attention import (
+    ALPHA, D_MODEL, HEAD_DIM, HEADS, TOP_FRACTION, VOCAB, ZIPF_S, sorted_attention_statistics)
 
-VOCAB = 64
-D_MODEL = 64
-HEADS = 4
-HEAD_DIM = 16
-ALPHA = 0.0
-ZIPF_S = 1.0
-TOP_FRACTION = 0.05
 BOLD = ((0.25, "red"), (0.5, "green"), (0.75, "blue"))  # the authors' T/4, T/2, 3T/4 colours
 
 
@@ -63,73 +61,6 @@ def _sizes(ctx: FigureContext) -> tuple[int, int, int]:
     if ctx.quick:
         return 512, 8, 4
     return 1024, 8, 8
-
-
-def layer_weights(key):
-    """Embeddings [V, D] (unit rows), tied query/key projection [D, N, H] and value projection.
-
-    The query/key projection is scaled so that the logits between distinct vocabulary tokens have
-    standard deviation 1 (pooled over heads); logits are quadratic in it (tied), hence the sqrt."""
-    import jax
-    import jax.numpy as jnp
-
-    _, k_emb, k_w, k_v = jax.random.split(key, 4)
-    emb = jax.random.normal(k_emb, (VOCAB, D_MODEL), jnp.float64)
-    emb = emb / jnp.linalg.norm(emb, axis=-1, keepdims=True)
-    w = jax.random.normal(k_w, (D_MODEL, HEADS, HEAD_DIM), jnp.float64)
-    proj = jnp.einsum("vd,dnh->vnh", emb, w)
-    lg = jnp.einsum("vnh,unh->nvu", proj, proj) / np.sqrt(HEAD_DIM)
-    off = ~np.eye(VOCAB, dtype=bool)
-    w = w / jnp.sqrt(jnp.std(lg[:, off]))
-    wv = jax.random.normal(k_v, (D_MODEL, HEADS, HEAD_DIM), jnp.float64) / np.sqrt(D_MODEL)
-    return emb, w, wv
-
-
-def model_inputs(key, T: int, B: int, token_key=None):
-    """Tokens, queries, keys and values of the random causal layer (float64).
-
-    ``key`` fixes the model (:func:`layer_weights`), ``token_key`` (default: from ``key``) the
-    token sequences. Returns (tokens [B, T], q [B, T, N, H], k [B, T, N, H], v [B, T, N, H])."""
-    import jax
-    import jax.numpy as jnp
-
-    k_tok = jax.random.split(key, 4)[0] if token_key is None else token_key
-    probs = 1.0 / np.arange(1, VOCAB + 1) ** ZIPF_S
-    tokens = jax.random.choice(k_tok, VOCAB, (B, T), p=jnp.asarray(probs / probs.sum()))
-    emb, w, wv = layer_weights(key)
-    x = emb[tokens]  # [B, T, D]
-    q = jnp.einsum("btd,dnh->btnh", x, w)
-    v = jnp.einsum("btd,dnh->btnh", x, wv)
-    return tokens, q, q, v  # tied W_q = W_k
-
-
-def attention_weights(q, k, tau):
-    """Causal softmax of the logits q.k / sqrt(d_h) scaled per query by ``tau`` [T]: [B, N, T, T]."""
-    import jax.numpy as jnp
-
-    from softmax_stability.maps import softmax
-    from softmax_stability.masks import causal_mask
-
-    T = q.shape[1]
-    logits = jnp.einsum("btnh,bsnh->bnts", q, k) / np.sqrt(q.shape[-1])
-    return softmax(logits, beta=jnp.asarray(tau)[None, None, :, None], where=causal_mask(T))
-
-
-def check_against_attention_module(q, k, v, tau, P) -> dict:
-    """Compare P @ v with softmax_stability.attention.dot_product_attention (if importable)."""
-    import jax.numpy as jnp
-
-    try:
-        from softmax_stability.attention import dot_product_attention
-    except Exception as err:  # module missing or broken: the figure does not depend on it
-        return {"status": f"unavailable ({type(err).__name__}: {err})"}
-    B, T, N, _ = q.shape
-    tq = jnp.broadcast_to(jnp.asarray(tau)[None, :, None], (B, T, N))
-    out = dot_product_attention(q, k, v, causal=True, query_temperature=tq)
-    ref = jnp.einsum("bnts,bsnh->btnh", P, v)
-    diff = float(jnp.max(jnp.abs(out - ref)))
-    return {"status": "ok" if diff < 1e-9 else "MISMATCH", "max_abs_diff": diff,
-            "function": "softmax_stability.attention.dot_product_attention(causal=True, query_temperature=tau)"}
 
 
 def _profile_panel(ax, prof: np.ndarray, rows_thin, cmap, norm, T: int):
@@ -155,41 +86,16 @@ def _profile_panel(ax, prof: np.ndarray, rows_thin, cmap, norm, T: int):
                "reconstructed on a synthetic model")
 def make(ctx: FigureContext) -> None:
     import jax
-    import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
-    from softmax_stability import dilution as D
-    from softmax_stability import temperature as Tm
-    from softmax_stability.masks import causal_mask
-
     T, B, chunks = _sizes(ctx)
     ctx.params.update(T=T, sequences=B * chunks, vocab=VOCAB, zipf_exponent=ZIPF_S, d_model=D_MODEL,
                       heads=HEADS, head_dim=HEAD_DIM, tied_qk=True, positional_encoding=None,
                       ssa_alpha=ALPHA, ssa_parametrisation="sigmoid", top_fraction=TOP_FRACTION,
                       dtype="float64", weights_via="softmax_stability.maps.softmax + masks.causal_mask")
-    n_vis = jnp.arange(1, T + 1, dtype=jnp.float64)
-    taus = {"vanilla": jnp.ones(T, jnp.float64),
-            "ssa": Tm.ssa_temperature(n_vis, ALPHA, parametrisation="sigmoid")}
-    mask = causal_mask(T)
-    profiles = {name: np.zeros((T, T)) for name in taus}
-    stats = {name: {s: np.zeros(T) for s in ("top_fraction_mass", "normalized_entropy", "max_weight")}
-             for name in taus}
-    checks = {name: [] for name in taus}
-    # the same model (weights, embeddings) for every chunk: only the token sequences change
-    model_key, tok_key = jax.random.split(ctx.rng_key)
-    for c in ctx.progress(range(chunks), desc="sequence chunks"):
-        _, q, k, v = model_inputs(model_key, T, B, jax.random.fold_in(tok_key, c))
-        for name, tau in taus.items():
-            P = attention_weights(q, k, tau)
-            if c == 0:
-                checks[name] = check_against_attention_module(q, k, v, tau, P)
-            profiles[name] += np.asarray(D.sorted_profile(P, where=mask)) / chunks
-            st = stats[name]
-            st["top_fraction_mass"] += np.asarray(jnp.mean(D.top_fraction_mass(P, TOP_FRACTION, where=mask), axis=(0, 1))) / chunks
-            st["normalized_entropy"] += np.asarray(jnp.mean(D.normalized_entropy(P, where=mask), axis=(0, 1))) / chunks
-            st["max_weight"] += np.asarray(jnp.mean(D.max_weight(P, where=mask), axis=(0, 1))) / chunks
-            del P
-    for name in taus:
+    res = sorted_attention_statistics(ctx.rng_key, T, B, chunks, progress=ctx.show_progress)
+    profiles, stats, checks = res["profiles"], res["stats"], res["checks"]
+    for name in checks:
         ctx.params[f"attention_py_check_{name}"] = checks[name]
 
     cmap = plt.get_cmap("cool")

@@ -9,7 +9,13 @@ Submodules (import them directly; nothing heavy is imported here):
 * ``training`` -- jitted SGD epochs (one dispatch per epoch) and evaluation.
 * ``runner`` -- cached, resumable runs over (task, variant, activation, seed), and the
   smoke/quick/full run settings shared by the SF figures.
-* ``ssa_toy`` -- the SSA toy experiments.
+* ``ssa_toy`` -- the SSA toy experiments (and the graph runs shared by ``ssa_fig3``/``ssa_table1``).
+* ``focus_regions`` -- the SF region boundaries c2_min(c1), closed form against the authors' grid
+  search (``sf_fig21``, ``sf_fig22``).
+* ``dilution_sweeps`` -- dilution against n under temperature schedules and the needle phase maps
+  (``dilution_vs_temperature``, ``dilution_phase_diagram``).
+* ``sorted_attention`` -- sorted causal attention profiles of a random-weight layer
+  (``ssa_sorted_attention``).
 
 (Loss landscapes, ``sf_loss_landscape``/``sf_fig27`` of issue 5, are not written yet.)
 """
