@@ -8,7 +8,8 @@ keys. Thin lines for about 40 log-spaced query positions, coloured by position, 
 and :math:`3T/4` (the authors' red/green/blue), log-log axes. Later rows lie lower and flatter:
 dilution. The right panel shows the authors' other statistic, the mass of the top 5 % of the visible
 keys (:func:`~softmax_stability.dilution.top_fraction_mass`; :math:`\\max(1, \\lfloor 0.05 n\\rfloor)`
-keys, so it steps from the top 1 to the top 2 keys at :math:`n = 40`), and the normalised entropy
+keys, so it steps from the top 1 to the top 2 keys at :math:`n = 40`: the kink, explained on the image),
+and the normalised entropy
 (:func:`~softmax_stability.dilution.normalized_entropy`) against query position.
 
 **What this is: a small-scale reconstruction on a synthetic model, not the SSA paper's figure.** The
@@ -51,7 +52,9 @@ from figures._common import FigureContext, figure
 from softmax_stability.experiments.sorted_attention import (
     ALPHA, D_MODEL, HEAD_DIM, HEADS, TOP_FRACTION, VOCAB, ZIPF_S, sorted_attention_statistics)
 
-BOLD = ((0.25, "red"), (0.5, "green"), (0.75, "blue"))  # the authors' T/4, T/2, 3T/4 colours
+# the authors' red/green/blue for T/4, T/2, 3T/4, as Okabe-Ito's colour-blind-safe vermillion,
+# bluish green and blue, each with its own line style
+BOLD = ((0.25, "#D55E00", "-"), (0.5, "#009E73", "--"), (0.75, "#0072B2", "-."))
 
 
 def _sizes(ctx: FigureContext) -> tuple[int, int, int]:
@@ -66,9 +69,9 @@ def _sizes(ctx: FigureContext) -> tuple[int, int, int]:
 def _profile_panel(ax, prof: np.ndarray, rows_thin, cmap, norm, T: int):
     for t in rows_thin:
         ax.plot(np.arange(1, t + 2), prof[t, : t + 1], color=cmap(norm(t)), lw=0.5, alpha=0.7)
-    for frac, col in BOLD:
+    for frac, col, ls in BOLD:
         t = int(frac * T) - 1
-        ax.plot(np.arange(1, t + 2), prof[t, : t + 1], color=col, lw=2.2,
+        ax.plot(np.arange(1, t + 2), prof[t, : t + 1], color=col, lw=2.2, ls=ls,
                 label=f"query {t + 1} of {T} ({t + 1} keys)")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -120,7 +123,7 @@ def make(ctx: FigureContext) -> None:
     pos = np.arange(1, T + 1)
     edges = np.unique(np.geomspace(1, T + 1, 25 if not ctx.smoke else 10).astype(int))
     centers = np.sqrt(edges[:-1] * (edges[1:] - 1).clip(min=edges[:-1]))
-    for name, col, lab in (("vanilla", "black", "vanilla"), ("ssa", "C3", "SSA")):
+    for name, col, lab in (("vanilla", "black", "vanilla"), ("ssa", "#D55E00", "SSA")):
         for stat, ls, what in (("top_fraction_mass", "-", "top-5% mass"),
                                ("normalized_entropy", "--", "normalised entropy")):
             y = stats[name][stat]
@@ -131,22 +134,37 @@ def make(ctx: FigureContext) -> None:
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("query position (= number of visible keys)")
     ax.set_title("per-position statistics (mean over sequences and heads)", fontsize=11)
+    # the kink: the top 5 % of n keys is max(1, floor(0.05 n)) keys, 1 key below n = 40 and 2 from n = 40
+    step = int(np.ceil(2 / TOP_FRACTION))
+    if step <= T:
+        ax.axvline(step, color="0.4", lw=1, ls=":")
+        ax.annotate(f"kink at n = {step}: the top 5% of the n keys\nis max(1, ⌊0.05 n⌋) keys, so it grows from\n"
+                    f"1 key (n < {step}) to 2 keys (n ≥ {step}), then 3 at n = {int(np.ceil(3 / TOP_FRACTION))}, ...",
+                    xy=(step, 0.3), xytext=(0.97, 0.03), textcoords="axes fraction", fontsize=7.5, va="bottom", ha="right",
+                    bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="0.6", alpha=0.9),
+                    arrowprops=dict(arrowstyle="->", color="0.4", lw=0.8))
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower right", bbox_to_anchor=(0.99, 0.0), ncol=2, fontsize=8,
-               title=r"right panel -- bold: log-binned means, faint: every position; top-5% mass: the "
-                     r"$\max(1,\lfloor 0.05\,n\rfloor)$ largest weights (1 key below $n=40$, 2 from $n=40$)",
-               title_fontsize=7.5, frameon=False)
+               title="right panel: bold = log-binned means, faint = every position",
+               title_fontsize=8, frameon=False)
     ax.grid(True, alpha=0.3)
+    tail = slice(int(0.9 * T), T)  # the last 10 % of the positions
+    outcome = {name: {st: float(stats[name][st][tail].mean()) for st in ("top_fraction_mass", "normalized_entropy")}
+               for name in ("vanilla", "ssa")}
+    ctx.params["last_10pct_positions_mean"] = outcome
     fig.suptitle(f"Sorted causal attention by query position, T = {T}: random-weight 1-layer "
-                 "attention on Zipf tokens (synthetic reconstruction, not the SSA paper's LLM plot)",
+                 "attention on Zipf tokens (synthetic reconstruction, not the SSA paper's LLM plot)\n"
+                 f"measured over the last 10% of positions: top-5% mass {outcome['vanilla']['top_fraction_mass']:.2f} "
+                 f"(vanilla) vs {outcome['ssa']['top_fraction_mass']:.2f} (SSA), normalised entropy "
+                 f"{outcome['vanilla']['normalized_entropy']:.2f} vs {outcome['ssa']['normalized_entropy']:.2f}",
                  fontsize=12)
-    fig.tight_layout(rect=(0, 0.12, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
     ctx.save_figure(fig)
 
     ctx.save_csv(["query_position", *(f"{s}_{n}" for n in ("vanilla", "ssa") for s in stats["vanilla"])],
                  [(int(t), *(float(stats[n][s][t - 1]) for n in ("vanilla", "ssa") for s in stats["vanilla"]))
                   for t in pos])
-    keep = sorted(set(int(t) for t in rows_thin) | {int(f * T) - 1 for f, _ in BOLD})
+    keep = sorted(set(int(t) for t in rows_thin) | {int(f * T) - 1 for f, _, _ in BOLD})
     ctx.save_csv(["setting", "query_position", "rank", "mean_sorted_weight"],
                  [(name, t + 1, r + 1, float(profiles[name][t, r]))
                   for name in ("vanilla", "ssa") for t in keep for r in range(t + 1)], suffix="profiles")
