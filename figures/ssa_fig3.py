@@ -23,7 +23,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from figures._common import FigureContext, figure
-from softmax_stability.experiments.ssa_toy import graph_runs, runs_trend
 
 
 @figure(name="ssa_fig3", order=120,
@@ -34,6 +33,8 @@ from softmax_stability.experiments.ssa_toy import graph_runs, runs_trend
                 "that fewer neighbours give a larger temperature (docs/notes/selective_attention.md §5 item 21).",
         source="SSA Fig. 3 (reconstruction; data model ours)")
 def make(ctx: FigureContext) -> None:
+    from softmax_stability.experiments.ssa_toy import graph_runs, runs_trend  # imports jax, optax
+
     settings, runs = graph_runs(ctx.profile, ctx.seed)
     ctx.params.update(settings)
     r0 = runs[0]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from figures._common import FigureContext, figure
-from softmax_stability.experiments.ssa_toy import graph_runs, runs_trend
 
 
 def _ms(v) -> str:
@@ -30,6 +29,8 @@ def _ms(v) -> str:
                 "whether it agrees with the expectation (docs/notes/selective_attention.md §5 item 21).",
         source="SSA Table 1 / Fig. 3 metrics (reconstruction; data model ours)")
 def make(ctx: FigureContext) -> None:
+    from softmax_stability.experiments.ssa_toy import graph_runs, runs_trend  # imports jax, optax
+
     settings, runs = graph_runs(ctx.profile, ctx.seed)
     ctx.params.update(settings)
     s = ctx.params
