@@ -29,9 +29,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from figures._common import FigureContext, figure
+from softmax_stability.experiments.dilution_sweeps import PHASE_LOG2_NS as LOG2_NS
+from softmax_stability.experiments.dilution_sweeps import PHASE_OFFSETS as OFFSETS
+from softmax_stability.experiments.dilution_sweeps import needle_maps
 
-LOG2_NS = (10, 20, 40)
-OFFSETS = (1.0, 0.0)
 GAP_MAX, C_MAX = 4.0, 1.5
 MARKS = ((0.5, r"SSA $\sigma(0)$"), (0.43, "SSMax 0.43"), (1.0, "log-n"))
 
@@ -41,21 +42,6 @@ def grid(ctx: FigureContext):
     gaps = np.linspace(0.0, GAP_MAX, m)
     cs = np.linspace(0.0, C_MAX, m)
     return gaps, cs
-
-
-def needle_maps(gaps: np.ndarray, cs: np.ndarray) -> dict:
-    """{(offset, log2 n): p[c index, gap index]} from the library's closed form."""
-    import jax.numpy as jnp
-
-    from softmax_stability.dilution import needle_probability_scheduled
-
-    G, C = np.meshgrid(gaps, cs)
-    out = {}
-    for a in OFFSETS:
-        for k in LOG2_NS:
-            out[(a, k)] = np.asarray(needle_probability_scheduled(
-                jnp.float64(2.0 ** k), jnp.asarray(G), jnp.asarray(C), a), float)
-    return out
 
 
 @figure(name="dilution_phase_diagram", order=41,
@@ -76,8 +62,21 @@ def make(ctx: FigureContext) -> None:
                       c_range=[0.0, C_MAX], grid_points=len(gaps), dtype="float64",
                       marked_c={lab: c for c, lab in MARKS})
     maps = needle_maps(gaps, cs)
+    # sanity of the plotted data: far from the boundary the largest n is at its limit
+    G, C = np.meshgrid(gaps, cs)
+    far_gap = {}
+    for a in OFFSETS:
+        lim = np.asarray(needle_limit(G, C, a))
+        far = np.abs(C * G - 1.0) > 0.25
+        far_gap[a] = float(np.max(np.abs(maps[(a, LOG2_NS[-1])] - lim)[far]))
+        ctx.params[f"max_abs_p_minus_limit_far_from_boundary_a{a:g}_n2^{LOG2_NS[-1]}"] = far_gap[a]
 
-    fig, axes = plt.subplots(len(OFFSETS), len(LOG2_NS), figsize=(13.5, 7.6), sharex=True, sharey=True)
+    from matplotlib import patheffects as pe
+    from matplotlib.lines import Line2D
+
+    halo = [pe.withStroke(linewidth=2.2, foreground="white")]  # dark text readable on yellow and purple
+    outline = [pe.withStroke(linewidth=2.6, foreground="black")]  # light lines readable on yellow
+    fig, axes = plt.subplots(len(OFFSETS), len(LOG2_NS), figsize=(13.5, 8.0), sharex=True, sharey=True)
     extent = (gaps[0], gaps[-1], cs[0], cs[-1])
     gline = np.linspace(1.0 / C_MAX, GAP_MAX, 200)
     for r, a in enumerate(OFFSETS):
@@ -85,17 +84,23 @@ def make(ctx: FigureContext) -> None:
             ax = axes[r, c]
             im = ax.imshow(maps[(a, k)], origin="lower", extent=extent, aspect="auto", cmap="viridis",
                            vmin=0.0, vmax=1.0, interpolation="bilinear")
-            cont = ax.contour(gaps, cs, maps[(a, k)], levels=[0.1, 0.5, 0.9], colors="0.85",
-                              linewidths=0.7)
-            ax.clabel(cont, fontsize=7, fmt="%.1f")
-            ax.plot(gline, 1.0 / gline, color="white", lw=1.8, ls="--")
+            cont = ax.contour(gaps, cs, maps[(a, k)], levels=[0.1, 0.5, 0.9], colors="white",
+                              linewidths=0.8)
+            cont.set(path_effects=[pe.withStroke(linewidth=1.8, foreground="0.25")])
+            labels = ax.clabel(cont, fontsize=7.5, fmt="%.1f", colors="black")
+            for t in labels:
+                t.set_path_effects(halo)
+            ax.plot(gline, 1.0 / gline, color="white", lw=1.8, ls="--", path_effects=outline)
             for cm, lab in MARKS:
-                ax.axhline(cm, color="0.9", lw=0.6, ls=":")
+                ax.axhline(cm, color="0.9", lw=0.7, ls=":", path_effects=[pe.withStroke(linewidth=1.6,
+                                                                                         foreground="0.3")])
                 if c == 0:
-                    ax.text(GAP_MAX * 0.98, cm, lab, color="white", fontsize=7, ha="right",
-                            va="bottom")
+                    ax.text(GAP_MAX * 0.98, cm, lab, color="black", fontsize=7.5, ha="right",
+                            va="bottom", path_effects=halo)
             ax.set_xlim(0, GAP_MAX)
             ax.set_ylim(0, C_MAX)
+            ax.set_xticks([0, 1, 2, 3, 4])
+            ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5])
             if r == 0:
                 ax.set_title(rf"$n = 2^{{{k}}}$")
             if r == len(OFFSETS) - 1:
@@ -103,27 +108,23 @@ def make(ctx: FigureContext) -> None:
             if c == 0:
                 sched = r"$\tau = 1 + c\ln n$" if a == 1.0 else r"$\tau = c\ln n$ (SSMax, $s=c$)"
                 ax.set_ylabel(f"{sched}\nlog-slope $c$")
-    from matplotlib.lines import Line2D
-
-    axes[1, -1].legend(handles=[Line2D([], [], color="white", lw=1.8, ls="--", label=r"$c\Delta = 1$"),
-                                Line2D([], [], color="0.85", lw=0.7, label="p = 0.1, 0.5, 0.9")],
-                       loc="upper right", fontsize=8, facecolor="0.3", labelcolor="white", framealpha=0.8)
+    axes[1, -1].legend(handles=[Line2D([], [], color="white", lw=1.8, ls="--", path_effects=outline,
+                                       label=r"$c\Delta = 1$"),
+                                Line2D([], [], color="white", lw=0.8, label="p = 0.1, 0.5, 0.9",
+                                       path_effects=[pe.withStroke(linewidth=1.8, foreground="0.25")])],
+                       loc="upper right", fontsize=8, facecolor="0.3", labelcolor="white", framealpha=0.85)
     axes[0, 0].text(0.25, 0.12, r"$p \to 0$" "\n(dilution)", color="white", fontsize=9)
-    axes[0, -1].text(GAP_MAX * 0.62, C_MAX * 0.8, r"$p \to 1$", color="black", fontsize=10)
+    axes[0, -1].text(GAP_MAX * 0.62, C_MAX * 0.8, r"$p \to 1$", color="black", fontsize=10, path_effects=halo)
+    worst = max(far_gap.values())
     fig.suptitle(r"Needle weight $p$ under $\tau(n) = a + c\ln n$: phase boundary $c\Delta = 1$ "
-                 "(closed form, float64; library reconstruction, not an SSA-paper figure)", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 0.9, 0.96))
-    cax = fig.add_axes((0.915, 0.12, 0.018, 0.76))
+                 "(closed form, float64; library reconstruction, not an SSA-paper figure)\n"
+                 rf"measured: at $n = 2^{{{LOG2_NS[-1]}}}$, $p$ is within {worst:.1e} of its $n\to\infty$ limit "
+                 r"(0, $\sigma(a\Delta)$ or 1) wherever $|c\Delta - 1| > 0.25$", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 0.9, 0.95), w_pad=1.6)
+    cax = fig.add_axes((0.915, 0.12, 0.018, 0.74))
     fig.colorbar(im, cax=cax, label=r"needle weight $p_{\mathrm{needle}}$")
     ctx.save_figure(fig)
 
-    # sanity of the plotted data: far from the boundary the largest n is at its limit
-    G, C = np.meshgrid(gaps, cs)
-    for a in OFFSETS:
-        lim = np.asarray(needle_limit(G, C, a))
-        far = np.abs(C * G - 1.0) > 0.25
-        ctx.params[f"max_abs_p_minus_limit_far_from_boundary_a{a:g}_n2^{LOG2_NS[-1]}"] = float(
-            np.max(np.abs(maps[(a, LOG2_NS[-1])] - lim)[far]))
     cols = [(a, k) for a in OFFSETS for k in LOG2_NS]
     rows = [(float(g), float(cc), *(f"{maps[col][i, j]:.10g}" for col in cols))
             for i, cc in enumerate(cs) for j, g in enumerate(gaps)]

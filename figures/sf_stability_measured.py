@@ -167,12 +167,14 @@ def make(ctx: FigureContext) -> None:
                for lab, fam, key in (("measured W", "W", "measured"), ("SF W", "W", "sf"),
                                      ("measured X", "X", "measured"), ("SF X", "X", "sf"))}
 
-    fig, axs = plt.subplots(1, 4, figsize=(20, 4.2))
-    fig.subplots_adjust(wspace=0.6)  # (constrained layout costs seconds with the colorbars)
+    from matplotlib.lines import Line2D
+
+    fig, axs2 = plt.subplots(2, 2, figsize=(12.5, 9.6))
+    axs = axs2.flat
     for ax, m, p, cval, clab, lab in (
             (axs[0], mw, pred["sf_w"], np.log10(res["sep"]), r"$\log_{10}\Delta_{\min}$", "W (finite step)"),
             (axs[1], mx, pred["sf_x"], res["beta_max"] / k, r"$\bar\beta = \beta_{\max}/k$", "X (autodiff)")):
-        sc = ax.scatter(p, m, c=cval, s=9, cmap="viridis")
+        sc = ax.scatter(p, m, c=cval, s=11, cmap="viridis")
         fig.colorbar(sc, ax=ax, label=clab)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -180,32 +182,46 @@ def make(ctx: FigureContext) -> None:
         ax.axhline(1, color="k", lw=0.8, ls=":")
         ax.set_xlabel(r"SF predicted $\lambda(\xi_h)/\lambda(\xi_s)$")
         ax.set_ylabel("measured top-k / full")
-        ax.set_title(f"({'ab'[ax is axs[1]]}) {lab}: Spearman {stability.rank_correlation(m, p):.2f}", fontsize=9)
+        ax.set_title(f"({'ab'[ax is axs[1]]}) {lab}: Spearman {stability.rank_correlation(m, p):.2f}", fontsize=10)
     ax = axs[2]
+    set_colors = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
     for b in range(n_base):
-        c = f"C{b}"
-        ax.plot(sweep["delta_s"][b], sweep["LX_h"][b] / sweep["LX_s"][b], "-o", ms=3, color=c,
-                label="measured, X" if b == 0 else None)
-        ax.plot(sweep["delta_s"][b], sweep["LW_h"][b] / sweep["LW_s"][b], ":s", ms=3, color=c,
-                label="measured, W" if b == 0 else None)
-        ax.plot(sweep["delta_s"][b], sweep_pred["sf_x"][b], "--", color=c, label="SF predicted, X" if b == 0 else None)
+        c = set_colors[b % len(set_colors)]
+        ax.plot(sweep["delta_s"][b], sweep["LX_h"][b] / sweep["LX_s"][b], "-o", ms=3, color=c)
+        ax.plot(sweep["delta_s"][b], sweep["LW_h"][b] / sweep["LW_s"][b], ":s", ms=3, color=c)
+        ax.plot(sweep["delta_s"][b], sweep_pred["sf_x"][b], "--", color=c)
     ax.axhline(1, color="k", lw=0.8, ls=":")
     ax.set_yscale("log")
-    ax.set_xlabel(r"$\delta_s$ ($\|W\|_2$ scaled; colour = token set)")
+    ax.set_xlabel(r"$\delta_s$ ($\|W\|_2$ scaled along each token set)")
     ax.set_ylabel("top-k / full")
-    ax.legend(fontsize=7)
-    ax.set_title("(c) dispersion sweep", fontsize=9)
+    style_key = [Line2D([], [], color="0.2", ls="-", marker="o", ms=3, label="measured, X"),
+                 Line2D([], [], color="0.2", ls=":", marker="s", ms=3, label="measured, W"),
+                 Line2D([], [], color="0.2", ls="--", label="SF predicted, X")]
+    set_key = [Line2D([], [], color=set_colors[b % len(set_colors)], lw=2.5, label=f"token set {b + 1}")
+               for b in range(n_base)]
+    leg = ax.legend(handles=style_key, fontsize=7.5, loc="upper right", title="line style", title_fontsize=7.5)
+    ax.add_artist(leg)
+    ax.legend(handles=set_key, fontsize=7.5, loc="lower left", title="colour", title_fontsize=7.5)
+    ax.set_title("(c) dispersion sweep: one random token set per colour", fontsize=10)
     ax = axs[3]
     x = np.arange(len(stability.STABILITY_EFFECT_FEATURES))
     for i, (name, v) in enumerate(effects.items()):
-        ax.bar(x + (i - 1.5) * 0.2, v, width=0.2, label=name,
-               color=["C0", "C0", "C1", "C1"][i], alpha=[1.0, 0.45, 1.0, 0.45][i])
+        ax.bar(x + (i - 1.5) * 0.2, v, width=0.2, label=name, color=["#0072B2", "#0072B2", "#D55E00", "#D55E00"][i],
+               alpha=[1.0, 0.45, 1.0, 0.45][i], hatch=[None, "//", None, "//"][i], edgecolor="white", lw=0)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(x)
     ax.set_xticklabels([r"$\delta_s$", r"$\delta_h$", r"$\ln(1+1/\Delta)$", r"$\ln(1+\bar\beta)$"])
     ax.set_ylabel("effect on log ratio (per s.d.)")
-    ax.legend(fontsize=7)
-    ax.set_title("(d) partial effects, measured vs SF", fontsize=9)
+    ax.legend(fontsize=7.5)
+    ax.set_title("(d) partial effects, measured vs SF", fontsize=10)
+    sp = summary["spearman_measured_vs_sf"]
+    fm, fs = summary["fraction_measured_topk_better"], summary["fraction_sf_predicts_topk_better"]
+    fig.suptitle(f"Measured stability of top-k vs full softmax against SF's prediction ({count} random token sets, "
+                 f"n = {n}, k = {k})\nmeasured: rank order follows SF (Spearman {sp['W']:.2f} in W, {sp['X']:.2f} in X); "
+                 f"top-k measured more stable for {fm['W']:.0%} (W) / {fm['X']:.0%} (X), SF predicts "
+                 f"{fs['W']:.0%} / {fs['X']:.0%}; not reproduced: {len(summary['not_reproduced'])} trends "
+                 "(listed in sf_stability_measured_summary.md)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     ctx.save_figure(fig)
 
     keys = ["gamma", "xi", "delta_s", "delta_h", "sep", "beta_max", "LW_h", "LW_s", "LX_h", "LX_s"]

@@ -1,5 +1,8 @@
 """SF Table 6: the measured statistics of trained models and both comparison conditions per quantile.
 
+Each bar is labelled by its quantile (of :math:`\\delta_s, \\delta_h, \\beta` / of :math:`\\Delta`) and
+its LHS value; the title states in how many cells each condition holds.
+
 The statistics are the paper's (hard-coded by the authors in ``bounds-lhs.py``,
 :data:`softmax_stability.focus.SF_TABLE6`); LHS(304) and LHS(305) are evaluated with
 :func:`softmax_stability.focus.lhs_304` / :func:`~softmax_stability.focus.lhs_305`
@@ -74,17 +77,43 @@ def make(ctx: FigureContext) -> None:
     ctx.save_csv(keys, [[r[k] for k in keys] for r in rows])
     ctx.save_markdown(_markdown(rows))
 
+    from matplotlib import patheffects as pe
+    from matplotlib.patches import Patch
+
+    from softmax_stability import focus
+
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    fig, axs = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    hold_c, fail_c = "#0072B2", "#D55E00"  # Okabe-Ito blue / vermillion; failing bars also hatched
+    qs = [f"{q}/{qsep}" for q, qsep in zip(focus.SF_TABLE6_QUANTILES, focus.SF_TABLE6_SEP_QUANTILES)]
+    fig, axs = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    counts = {}
     for ax, which in zip(axs, ("304", "305")):
+        pos, labels = [], []
         for j, task in enumerate(tasks):
             vals = [r[f"lhs_{which}"] for r in rows if r["task"] == task]
-            x = j + np.linspace(-0.27, 0.27, len(vals))
-            colors = ["C2" if v < 1 else "C3" for v in vals]
-            ax.bar(x, vals, width=0.16, color=colors)
+            x = j + np.linspace(-0.3, 0.3, len(vals))
+            holds = [v < 1 for v in vals]
+            ax.bar(x, vals, width=0.18, color=[hold_c if h else fail_c for h in holds],
+                   hatch=[None if h else "//" for h in holds], edgecolor="white", lw=0)
+            for xi, v in zip(x, vals):
+                ax.text(xi, v + 0.03, f"{v:.2f}", ha="center", va="bottom", fontsize=6.5, rotation=90,
+                        path_effects=[pe.withStroke(linewidth=2, foreground="white")])
+            pos += list(x)
+            labels += qs[:len(vals)]
+        n_hold = sum(r[f"holds_{which}"] for r in rows)
+        counts[which] = n_hold
         ax.axhline(1.0, color="k", lw=1)
-        ax.set_xticks(range(len(tasks)))
-        ax.set_xticklabels(tasks)
-        ax.set_title(f"LHS({which}) at quantiles 75/90/95/100 (green: < 1)", fontsize=9)
-    axs[0].set_ylabel("LHS")
+        ax.set_xticks(pos, labels, fontsize=6.5, rotation=90)
+        for j, task in enumerate(tasks):  # task names under the quantile labels
+            ax.text(j, -0.2, task, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=10)
+        ax.set_title(f"LHS({which}): holds (LHS < 1) in {n_hold} of {len(rows)} cells", fontsize=10)
+        ax.set_xlabel("quantile of (δs, δh, β) / of Δ", fontsize=8, labelpad=22)
+    axs[0].set_ylabel("LHS (condition holds below 1)")
+    axs[0].set_ylim(0, max(r[k] for r in rows for k in ("lhs_304", "lhs_305")) * 1.15)
+    fig.legend(handles=[Patch(color=hold_c, label="holds: top-k has the smaller constant"),
+                        Patch(facecolor=fail_c, hatch="//", edgecolor="white", label="fails (LHS >= 1)")],
+               loc="upper center", ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.93))
+    fig.suptitle(f"SF Table 6 (the paper's statistics, k = {focus.SF_TABLE6_K}; LHS by the library): (304) holds in "
+                 f"{counts['304']} and (305) in {counts['305']} of {len(rows)} task-quantile cells", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     ctx.save_figure(fig)

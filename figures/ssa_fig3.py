@@ -10,8 +10,8 @@ because every query sees all :math:`K` keys). Panels: :math:`P^\\star`, SSA, van
 degree), and the learned :math:`\\tau` per node against its degree over all seeds.
 
 The last panel's title states the measured direction of :math:`\\tau` against the degree
-(:func:`tau_degree_trend`: the least-squares slope of :math:`\\tau` on :math:`\\log_2 d` per graph,
-mean :math:`\\pm` standard error over graphs; a direction is claimed when the mean is more than two
+(:func:`softmax_stability.experiments.ssa_toy.tau_degree_trend`: the least-squares slope of
+:math:`\\tau` on :math:`\\log_2 d` per graph, mean :math:`\\pm` standard error over graphs; a direction is claimed when the mean is more than two
 standard errors from 0) and whether it agrees with the expectation of ``docs/notes/selective_attention.md`` §5 item 21
 (fewer neighbours, larger :math:`\\tau`, i.e. :math:`\\tau` falling with the degree). The text is
 computed from the runs, never fixed in advance.
@@ -19,87 +19,10 @@ computed from the runs, never fixed in advance.
 
 from __future__ import annotations
 
-import functools
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 from figures._common import FigureContext, figure
-
-
-def graph_settings(ctx: FigureContext) -> dict:
-    """Sizes per profile (shared by ssa_fig3 and ssa_table1)."""
-    if ctx.smoke:
-        return dict(num_nodes=8, levels=(1, 2, 4), seeds=2, steps=200, batch_size=64)
-    if ctx.quick:
-        return dict(num_nodes=16, levels=(1, 2, 4, 8), seeds=5, steps=1500, batch_size=128)
-    return dict(num_nodes=32, levels=(1, 2, 4, 8, 16), seeds=10, steps=5000, batch_size=256)
-
-
-TRAIN = dict(learning_rate=0.03, weight_decay=0.3, teleport=0.1)
-EXPECTATION = "docs/notes/selective_attention.md §5 item 21 expects τ to fall with the degree (fewer neighbours, larger τ)"
-
-
-def tau_degree_trend(degrees, taus) -> dict:
-    """Direction of the learned temperature against the node degree, measured over graphs.
-
-    Args:
-        degrees, taus: one 1-D array per graph (out-degree and learned τ of every node).
-
-    Returns:
-        dict ``slope`` (mean over graphs of the least-squares slope of τ on log2(degree), per
-        doubling of the degree), ``se`` (its standard error over graphs; NaN for one graph),
-        ``graphs``, ``direction`` ("rises", "falls" or "none": |slope| <= 2 se; one graph: the
-        sign), ``agrees`` (with ``docs/notes/selective_attention.md`` §5 item 21, which expects "falls"; None for "none")
-        and ``text``, one sentence saying all of it.
-    """
-    slopes = []
-    for d, t in zip(degrees, taus):
-        x = np.log2(np.asarray(d, float))
-        t = np.asarray(t, float)
-        xc = x - x.mean()
-        ss = float(np.sum(xc * xc))
-        slopes.append(float(np.sum(xc * (t - t.mean())) / ss) if ss > 0 else 0.0)
-    slopes = np.asarray(slopes)
-    g = slopes.size
-    slope = float(slopes.mean())
-    se = float(slopes.std(ddof=1) / np.sqrt(g)) if g > 1 else float("nan")
-    clear = slope != 0 and (g == 1 or abs(slope) > 2 * se)
-    direction = ("rises" if slope > 0 else "falls") if clear else "none"
-    agrees = None if direction == "none" else direction == "falls"
-    est = f"{slope:+.3f} ± {se:.3f} per doubling of the degree, mean ± s.e. over {g} graphs" if g > 1 else \
-          f"{slope:+.3f} per doubling of the degree, one graph"
-    if direction == "none":
-        text = f"Learned τ shows no clear trend with the out-degree ({est}); {EXPECTATION}."
-    else:
-        verdict = "agreeing with" if agrees else "DISAGREEING with"
-        text = (f"Learned τ {direction} with the out-degree ({est}), {verdict} the expectation: "
-                f"{EXPECTATION}.")
-    return dict(slope=slope, se=se, graphs=g, direction=direction, agrees=agrees, text=text)
-
-
-def runs_trend(runs) -> dict:
-    """:func:`tau_degree_trend` of the SSA model over all graphs of :func:`graph_runs`."""
-    return tau_degree_trend([r["ssa"]["degrees"] for r in runs], [r["ssa"]["tau"] for r in runs])
-
-
-@functools.lru_cache(maxsize=4)
-def _runs(profile: str, seed: int, key_items: tuple):
-    import jax
-
-    from softmax_stability.experiments import ssa_toy
-
-    kw = dict(key_items)
-    levels = kw.pop("levels")
-    return ssa_toy.graph_experiment(jax.random.PRNGKey(seed), kw.pop("num_nodes"), levels,
-                                    seeds=kw.pop("seeds"), **kw)
-
-
-def graph_runs(ctx: FigureContext):
-    """The vanilla-vs-SSA runs for this profile and seed (computed once per process)."""
-    s = dict(graph_settings(ctx), **TRAIN)
-    ctx.params.update(s)
-    return _runs(ctx.profile, ctx.seed, tuple(sorted(s.items())))
 
 
 @figure(name="ssa_fig3", order=120,
@@ -110,7 +33,10 @@ def graph_runs(ctx: FigureContext):
                 "that fewer neighbours give a larger temperature (docs/notes/selective_attention.md §5 item 21).",
         source="SSA Fig. 3 (reconstruction; data model ours)")
 def make(ctx: FigureContext) -> None:
-    runs = graph_runs(ctx)
+    from softmax_stability.experiments.ssa_toy import graph_runs, runs_trend  # imports jax, optax
+
+    settings, runs = graph_runs(ctx.profile, ctx.seed)
+    ctx.params.update(settings)
     r0 = runs[0]
     deg = r0["ssa"]["degrees"]
     order = np.argsort(deg, kind="stable")

@@ -8,7 +8,8 @@ keys. Thin lines for about 40 log-spaced query positions, coloured by position, 
 and :math:`3T/4` (the authors' red/green/blue), log-log axes. Later rows lie lower and flatter:
 dilution. The right panel shows the authors' other statistic, the mass of the top 5 % of the visible
 keys (:func:`~softmax_stability.dilution.top_fraction_mass`; :math:`\\max(1, \\lfloor 0.05 n\\rfloor)`
-keys, so it steps from the top 1 to the top 2 keys at :math:`n = 40`), and the normalised entropy
+keys, so it steps from the top 1 to the top 2 keys at :math:`n = 40`: the kink, explained on the image),
+and the normalised entropy
 (:func:`~softmax_stability.dilution.normalized_entropy`) against query position.
 
 **What this is: a small-scale reconstruction on a synthetic model, not the SSA paper's figure.** The
@@ -35,6 +36,10 @@ under :func:`softmax_stability.masks.causal_mask` (float64). When
 ``P @ v`` is cross-checked against it (``causal=True``, ``query_temperature=tau``, i.e. the
 temperature folded into :math:`q` and the fused :func:`jax.nn.dot_product_attention` path); the
 largest difference is recorded in the provenance (``attention_py_check``).
+
+The model and the averaging live in :mod:`softmax_stability.experiments.sorted_attention`
+(:func:`~softmax_stability.experiments.sorted_attention.sorted_attention_statistics`); this script
+draws them.
 """
 
 from __future__ import annotations
@@ -42,18 +47,14 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import Normalize
-from matplotlib.lines import Line2D
 
 from figures._common import FigureContext, figure
+from softmax_stability.experiments.sorted_attention import (
+    ALPHA, D_MODEL, HEAD_DIM, HEADS, TOP_FRACTION, VOCAB, ZIPF_S, sorted_attention_statistics)
 
-VOCAB = 64
-D_MODEL = 64
-HEADS = 4
-HEAD_DIM = 16
-ALPHA = 0.0
-ZIPF_S = 1.0
-TOP_FRACTION = 0.05
-BOLD = ((0.25, "red"), (0.5, "green"), (0.75, "blue"))  # the authors' T/4, T/2, 3T/4 colours
+# the authors' red/green/blue for T/4, T/2, 3T/4, as Okabe-Ito's colour-blind-safe vermillion,
+# bluish green and blue, each with its own line style
+BOLD = ((0.25, "#D55E00", "-"), (0.5, "#009E73", "--"), (0.75, "#0072B2", "-."))
 
 
 def _sizes(ctx: FigureContext) -> tuple[int, int, int]:
@@ -65,79 +66,12 @@ def _sizes(ctx: FigureContext) -> tuple[int, int, int]:
     return 1024, 8, 8
 
 
-def layer_weights(key):
-    """Embeddings [V, D] (unit rows), tied query/key projection [D, N, H] and value projection.
-
-    The query/key projection is scaled so that the logits between distinct vocabulary tokens have
-    standard deviation 1 (pooled over heads); logits are quadratic in it (tied), hence the sqrt."""
-    import jax
-    import jax.numpy as jnp
-
-    _, k_emb, k_w, k_v = jax.random.split(key, 4)
-    emb = jax.random.normal(k_emb, (VOCAB, D_MODEL), jnp.float64)
-    emb = emb / jnp.linalg.norm(emb, axis=-1, keepdims=True)
-    w = jax.random.normal(k_w, (D_MODEL, HEADS, HEAD_DIM), jnp.float64)
-    proj = jnp.einsum("vd,dnh->vnh", emb, w)
-    lg = jnp.einsum("vnh,unh->nvu", proj, proj) / np.sqrt(HEAD_DIM)
-    off = ~np.eye(VOCAB, dtype=bool)
-    w = w / jnp.sqrt(jnp.std(lg[:, off]))
-    wv = jax.random.normal(k_v, (D_MODEL, HEADS, HEAD_DIM), jnp.float64) / np.sqrt(D_MODEL)
-    return emb, w, wv
-
-
-def model_inputs(key, T: int, B: int, token_key=None):
-    """Tokens, queries, keys and values of the random causal layer (float64).
-
-    ``key`` fixes the model (:func:`layer_weights`), ``token_key`` (default: from ``key``) the
-    token sequences. Returns (tokens [B, T], q [B, T, N, H], k [B, T, N, H], v [B, T, N, H])."""
-    import jax
-    import jax.numpy as jnp
-
-    k_tok = jax.random.split(key, 4)[0] if token_key is None else token_key
-    probs = 1.0 / np.arange(1, VOCAB + 1) ** ZIPF_S
-    tokens = jax.random.choice(k_tok, VOCAB, (B, T), p=jnp.asarray(probs / probs.sum()))
-    emb, w, wv = layer_weights(key)
-    x = emb[tokens]  # [B, T, D]
-    q = jnp.einsum("btd,dnh->btnh", x, w)
-    v = jnp.einsum("btd,dnh->btnh", x, wv)
-    return tokens, q, q, v  # tied W_q = W_k
-
-
-def attention_weights(q, k, tau):
-    """Causal softmax of the logits q.k / sqrt(d_h) scaled per query by ``tau`` [T]: [B, N, T, T]."""
-    import jax.numpy as jnp
-
-    from softmax_stability.maps import softmax
-    from softmax_stability.masks import causal_mask
-
-    T = q.shape[1]
-    logits = jnp.einsum("btnh,bsnh->bnts", q, k) / np.sqrt(q.shape[-1])
-    return softmax(logits, beta=jnp.asarray(tau)[None, None, :, None], where=causal_mask(T))
-
-
-def check_against_attention_module(q, k, v, tau, P) -> dict:
-    """Compare P @ v with softmax_stability.attention.dot_product_attention (if importable)."""
-    import jax.numpy as jnp
-
-    try:
-        from softmax_stability.attention import dot_product_attention
-    except Exception as err:  # module missing or broken: the figure does not depend on it
-        return {"status": f"unavailable ({type(err).__name__}: {err})"}
-    B, T, N, _ = q.shape
-    tq = jnp.broadcast_to(jnp.asarray(tau)[None, :, None], (B, T, N))
-    out = dot_product_attention(q, k, v, causal=True, query_temperature=tq)
-    ref = jnp.einsum("bnts,bsnh->btnh", P, v)
-    diff = float(jnp.max(jnp.abs(out - ref)))
-    return {"status": "ok" if diff < 1e-9 else "MISMATCH", "max_abs_diff": diff,
-            "function": "softmax_stability.attention.dot_product_attention(causal=True, query_temperature=tau)"}
-
-
 def _profile_panel(ax, prof: np.ndarray, rows_thin, cmap, norm, T: int):
     for t in rows_thin:
         ax.plot(np.arange(1, t + 2), prof[t, : t + 1], color=cmap(norm(t)), lw=0.5, alpha=0.7)
-    for frac, col in BOLD:
+    for frac, col, ls in BOLD:
         t = int(frac * T) - 1
-        ax.plot(np.arange(1, t + 2), prof[t, : t + 1], color=col, lw=2.2,
+        ax.plot(np.arange(1, t + 2), prof[t, : t + 1], color=col, lw=2.2, ls=ls,
                 label=f"query {t + 1} of {T} ({t + 1} keys)")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -155,41 +89,16 @@ def _profile_panel(ax, prof: np.ndarray, rows_thin, cmap, norm, T: int):
                "reconstructed on a synthetic model")
 def make(ctx: FigureContext) -> None:
     import jax
-    import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
-    from softmax_stability import dilution as D
-    from softmax_stability import temperature as Tm
-    from softmax_stability.masks import causal_mask
-
     T, B, chunks = _sizes(ctx)
     ctx.params.update(T=T, sequences=B * chunks, vocab=VOCAB, zipf_exponent=ZIPF_S, d_model=D_MODEL,
                       heads=HEADS, head_dim=HEAD_DIM, tied_qk=True, positional_encoding=None,
                       ssa_alpha=ALPHA, ssa_parametrisation="sigmoid", top_fraction=TOP_FRACTION,
                       dtype="float64", weights_via="softmax_stability.maps.softmax + masks.causal_mask")
-    n_vis = jnp.arange(1, T + 1, dtype=jnp.float64)
-    taus = {"vanilla": jnp.ones(T, jnp.float64),
-            "ssa": Tm.ssa_temperature(n_vis, ALPHA, parametrisation="sigmoid")}
-    mask = causal_mask(T)
-    profiles = {name: np.zeros((T, T)) for name in taus}
-    stats = {name: {s: np.zeros(T) for s in ("top_fraction_mass", "normalized_entropy", "max_weight")}
-             for name in taus}
-    checks = {name: [] for name in taus}
-    # the same model (weights, embeddings) for every chunk: only the token sequences change
-    model_key, tok_key = jax.random.split(ctx.rng_key)
-    for c in ctx.progress(range(chunks), desc="sequence chunks"):
-        _, q, k, v = model_inputs(model_key, T, B, jax.random.fold_in(tok_key, c))
-        for name, tau in taus.items():
-            P = attention_weights(q, k, tau)
-            if c == 0:
-                checks[name] = check_against_attention_module(q, k, v, tau, P)
-            profiles[name] += np.asarray(D.sorted_profile(P, where=mask)) / chunks
-            st = stats[name]
-            st["top_fraction_mass"] += np.asarray(jnp.mean(D.top_fraction_mass(P, TOP_FRACTION, where=mask), axis=(0, 1))) / chunks
-            st["normalized_entropy"] += np.asarray(jnp.mean(D.normalized_entropy(P, where=mask), axis=(0, 1))) / chunks
-            st["max_weight"] += np.asarray(jnp.mean(D.max_weight(P, where=mask), axis=(0, 1))) / chunks
-            del P
-    for name in taus:
+    res = sorted_attention_statistics(ctx.rng_key, T, B, chunks, progress=ctx.show_progress)
+    profiles, stats, checks = res["profiles"], res["stats"], res["checks"]
+    for name in checks:
         ctx.params[f"attention_py_check_{name}"] = checks[name]
 
     cmap = plt.get_cmap("cool")
@@ -214,7 +123,7 @@ def make(ctx: FigureContext) -> None:
     pos = np.arange(1, T + 1)
     edges = np.unique(np.geomspace(1, T + 1, 25 if not ctx.smoke else 10).astype(int))
     centers = np.sqrt(edges[:-1] * (edges[1:] - 1).clip(min=edges[:-1]))
-    for name, col, lab in (("vanilla", "black", "vanilla"), ("ssa", "C3", "SSA")):
+    for name, col, lab in (("vanilla", "black", "vanilla"), ("ssa", "#D55E00", "SSA")):
         for stat, ls, what in (("top_fraction_mass", "-", "top-5% mass"),
                                ("normalized_entropy", "--", "normalised entropy")):
             y = stats[name][stat]
@@ -225,22 +134,37 @@ def make(ctx: FigureContext) -> None:
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("query position (= number of visible keys)")
     ax.set_title("per-position statistics (mean over sequences and heads)", fontsize=11)
+    # the kink: the top 5 % of n keys is max(1, floor(0.05 n)) keys, 1 key below n = 40 and 2 from n = 40
+    step = int(np.ceil(2 / TOP_FRACTION))
+    if step <= T:
+        ax.axvline(step, color="0.4", lw=1, ls=":")
+        ax.annotate(f"kink at n = {step}: the top 5% of the n keys\nis max(1, ⌊0.05 n⌋) keys, so it grows from\n"
+                    f"1 key (n < {step}) to 2 keys (n ≥ {step}), then 3 at n = {int(np.ceil(3 / TOP_FRACTION))}, ...",
+                    xy=(step, 0.3), xytext=(0.97, 0.03), textcoords="axes fraction", fontsize=7.5, va="bottom", ha="right",
+                    bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="0.6", alpha=0.9),
+                    arrowprops=dict(arrowstyle="->", color="0.4", lw=0.8))
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower right", bbox_to_anchor=(0.99, 0.0), ncol=2, fontsize=8,
-               title=r"right panel -- bold: log-binned means, faint: every position; top-5% mass: the "
-                     r"$\max(1,\lfloor 0.05\,n\rfloor)$ largest weights (1 key below $n=40$, 2 from $n=40$)",
-               title_fontsize=7.5, frameon=False)
+               title="right panel: bold = log-binned means, faint = every position",
+               title_fontsize=8, frameon=False)
     ax.grid(True, alpha=0.3)
+    tail = slice(int(0.9 * T), T)  # the last 10 % of the positions
+    outcome = {name: {st: float(stats[name][st][tail].mean()) for st in ("top_fraction_mass", "normalized_entropy")}
+               for name in ("vanilla", "ssa")}
+    ctx.params["last_10pct_positions_mean"] = outcome
     fig.suptitle(f"Sorted causal attention by query position, T = {T}: random-weight 1-layer "
-                 "attention on Zipf tokens (synthetic reconstruction, not the SSA paper's LLM plot)",
+                 "attention on Zipf tokens (synthetic reconstruction, not the SSA paper's LLM plot)\n"
+                 f"measured over the last 10% of positions: top-5% mass {outcome['vanilla']['top_fraction_mass']:.2f} "
+                 f"(vanilla) vs {outcome['ssa']['top_fraction_mass']:.2f} (SSA), normalised entropy "
+                 f"{outcome['vanilla']['normalized_entropy']:.2f} vs {outcome['ssa']['normalized_entropy']:.2f}",
                  fontsize=12)
-    fig.tight_layout(rect=(0, 0.12, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
     ctx.save_figure(fig)
 
     ctx.save_csv(["query_position", *(f"{s}_{n}" for n in ("vanilla", "ssa") for s in stats["vanilla"])],
                  [(int(t), *(float(stats[n][s][t - 1]) for n in ("vanilla", "ssa") for s in stats["vanilla"]))
                   for t in pos])
-    keep = sorted(set(int(t) for t in rows_thin) | {int(f * T) - 1 for f, _ in BOLD})
+    keep = sorted(set(int(t) for t in rows_thin) | {int(f * T) - 1 for f, _, _ in BOLD})
     ctx.save_csv(["setting", "query_position", "rank", "mean_sorted_weight"],
                  [(name, t + 1, r + 1, float(profiles[name][t, r]))
                   for name in ("vanilla", "ssa") for t in keep for r in range(t + 1)], suffix="profiles")

@@ -1,11 +1,11 @@
 """SSA Table 1 (reconstruction): graph next-token toy, cross-entropy and L1 error, vanilla vs SSA.
 
-Same runs as :mod:`figures.ssa_fig3` (our data model; the paper's is not known). Reports, as mean
-+- standard deviation over independent graphs (seeds), the population cross-entropy in excess of
+Same runs as the figure ``ssa_fig3`` (:func:`softmax_stability.experiments.ssa_toy.graph_runs`; our
+data model, the paper's is not known). Reports, as mean +- standard deviation over independent graphs (seeds), the population cross-entropy in excess of
 its minimum (the mean row entropy of :math:`P^\\star`), the mean row L1 error
 :math:`\\|\\hat P_{i\\cdot} - P^\\star_{i\\cdot}\\|_1`, and :math:`\\|W_qW_k^\\top\\|_2/\\sqrt{d_h}`; and, as in
 the paper's table of temperatures per number of neighbours, the learned SSA temperature per degree,
-followed by one sentence, computed from the runs (:func:`figures.ssa_fig3.tau_degree_trend`), that
+followed by one sentence, computed from the runs (:func:`softmax_stability.experiments.ssa_toy.tau_degree_trend`), that
 states whether :math:`\\tau` rises or falls with the degree and whether that agrees with the
 expectation of ``docs/notes/selective_attention.md`` §5 item 21 (fewer neighbours, larger :math:`\\tau`).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from figures._common import FigureContext, figure
-from figures.ssa_fig3 import graph_runs, runs_trend
 
 
 def _ms(v) -> str:
@@ -30,7 +29,10 @@ def _ms(v) -> str:
                 "whether it agrees with the expectation (docs/notes/selective_attention.md §5 item 21).",
         source="SSA Table 1 / Fig. 3 metrics (reconstruction; data model ours)")
 def make(ctx: FigureContext) -> None:
-    runs = graph_runs(ctx)
+    from softmax_stability.experiments.ssa_toy import graph_runs, runs_trend  # imports jax, optax
+
+    settings, runs = graph_runs(ctx.profile, ctx.seed)
+    ctx.params.update(settings)
     s = ctx.params
     metrics = {}
     for name in ("vanilla", "ssa"):

@@ -1,6 +1,7 @@
 """Checks of the data behind the dilution figures (dilution_vs_temperature, dilution_phase_diagram,
-ssa_sorted_attention) and of the measured statements of ssa_fig3 / ssa_table1, beyond the generic
-smoke run of tests/test_figures_smoke.py.
+ssa_sorted_attention; their computations live in softmax_stability.experiments.dilution_sweeps and
+.sorted_attention) and of the measured statements of ssa_fig3 / ssa_table1
+(softmax_stability.experiments.ssa_toy), beyond the generic smoke run of tests/test_figures_smoke.py.
 
 Each figure's plotted data is compared with a computation that does not share its code path:
 closed-form lines against direct softmax of explicit logit vectors, the figure's top-k shortcut
@@ -19,13 +20,13 @@ from softmax_stability.maps import softmax
 
 def test_topk_shortcut_matches_library_topk_mass():
     # the figure takes top_k on z once for all schedules; must equal topk_mass of each softmax row
-    from figures import dilution_vs_temperature as F
+    from softmax_stability.experiments import dilution_sweeps as F
 
     key = jax.random.PRNGKey(3)
     z = jax.random.normal(key, (4, 64), jnp.float64)
     z = jnp.concatenate([D.needle_logits(64, F.GAP, dtype=jnp.float64)[None], z])  # ties: needle row
     taus = jnp.asarray([1.0, 0.3, 4.0, 13.0], jnp.float64)
-    got = np.asarray(F._row_metrics(z, taus))  # [S, 4, R]
+    got = np.asarray(F.row_metrics(z, taus))  # [S, 4, R]
     p = softmax(jnp.broadcast_to(z, taus.shape + z.shape), beta=taus[:, None, None])
     np.testing.assert_allclose(got[:, 3], np.asarray(D.topk_mass(p, F.TOPK)), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(got[:, 0], np.asarray(p.max(-1)), rtol=1e-12)
@@ -33,7 +34,7 @@ def test_topk_shortcut_matches_library_topk_mass():
 
 
 def test_needle_theory_lines_match_direct_softmax():
-    from figures import dilution_vs_temperature as F
+    from softmax_stability.experiments import dilution_sweeps as F
 
     ns = np.array([16.0, 1024.0])
     th = F.theory_curves(ns, None)  # needle lines only (the quadratures are tested in test_dilution.py)
@@ -50,7 +51,7 @@ def test_needle_theory_lines_match_direct_softmax():
 
 
 def test_schedules_are_the_documented_ones():
-    from figures import dilution_vs_temperature as F
+    from softmax_stability.experiments import dilution_sweeps as F
 
     taus = {k: np.asarray(f(np.array([16.0, 1024.0, 4096.0])), float) for k, _, f in F.schedules()}
     ln = np.log([16.0, 1024.0, 4096.0])
@@ -62,13 +63,13 @@ def test_schedules_are_the_documented_ones():
 
 
 def test_phase_diagram_matches_direct_softmax():
-    from figures import dilution_phase_diagram as F
+    from softmax_stability.experiments import dilution_sweeps as F
 
     gaps = np.array([0.5, 2.0, 3.0])
     cs = np.array([0.2, 0.5, 1.0])
     maps_ = F.needle_maps(gaps, cs)
     n = 2 ** 10
-    for a in F.OFFSETS:
+    for a in F.PHASE_OFFSETS:
         for i, c in enumerate(cs):
             for j, g in enumerate(gaps):
                 tau = a + c * np.log(n)
@@ -79,7 +80,7 @@ def test_phase_diagram_matches_direct_softmax():
 
     mpmath.mp.dps = 50
     n = mpmath.mpf(2) ** 40
-    for a in F.OFFSETS:
+    for a in F.PHASE_OFFSETS:
         for i, c in enumerate(cs):
             for j, g in enumerate(gaps):
                 tau = a + mpmath.mpf(c) * mpmath.log(n)
@@ -89,7 +90,7 @@ def test_phase_diagram_matches_direct_softmax():
 
 @pytest.fixture(scope="module")
 def layer():
-    from figures import ssa_sorted_attention as F
+    from softmax_stability.experiments import sorted_attention as F
 
     T = 24
     tokens, q, k, v = F.model_inputs(jax.random.PRNGKey(0), T, 2)
@@ -137,7 +138,7 @@ def test_attention_module_cross_check(layer):
 
 # ------------------------------------------------------------------------- ssa_fig3 / ssa_table1
 def test_tau_degree_trend_direction_and_verdict():
-    from figures.ssa_fig3 import tau_degree_trend
+    from softmax_stability.experiments.ssa_toy import tau_degree_trend
 
     deg = [np.array([1, 2, 4, 8, 1, 2, 4, 8])] * 3
     noise = [np.array([0.01, -0.02, 0.0, 0.01, -0.01, 0.02, 0.0, -0.01]) * s for s in (1, -1, 2)]

@@ -9,7 +9,15 @@ Submodules (import them directly; nothing heavy is imported here):
 * ``training`` -- jitted SGD epochs (one dispatch per epoch) and evaluation.
 * ``runner`` -- cached, resumable runs over (task, variant, activation, seed), and the
   smoke/quick/full run settings shared by the SF figures.
-* ``ssa_toy`` -- the SSA toy experiments.
+* ``ssa_toy`` -- the SSA toy experiments (and the graph runs shared by ``ssa_fig3``/``ssa_table1``).
+* ``focus_regions`` -- the SF region boundaries c2_min(c1), closed form against the authors' grid
+  search (``sf_fig21``, ``sf_fig22``).
+* ``dilution_sweeps`` -- dilution against n under temperature schedules and the needle phase maps
+  (``dilution_vs_temperature``, ``dilution_phase_diagram``).
+* ``sorted_attention`` -- sorted causal attention profiles of a random-weight layer
+  (``ssa_sorted_attention``).
 * ``stability`` -- measured against predicted stability of top-k attention (SF conditions (304)/(305)).
-* ``landscape`` -- loss landscapes along filter-normalised random directions.
+* ``sf_results`` -- the SF runs of a profile, collected, and their Fig. 1 summaries.
+* ``landscape``, ``sf_landscapes`` -- loss landscapes along filter-normalised random directions, and
+  the trained FULL/TOPK(5) models' surfaces at matched training loss.
 """

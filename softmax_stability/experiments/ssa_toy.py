@@ -916,3 +916,91 @@ def denoising_experiment(key: Any, *, steps: int = 2000, batch_size: int = 256, 
                      "exact": exact[name]}
     out["settings"] = dict(common, test_size=test_size)
     return out
+
+
+# ================================================================================================
+# Graph runs of the figures ssa_fig3 and ssa_table1, and the measured direction of tau vs degree
+# ================================================================================================
+
+#: training settings of the graph runs behind ``ssa_fig3`` / ``ssa_table1`` (every profile)
+GRAPH_TRAIN = dict(learning_rate=0.03, weight_decay=0.3, teleport=0.1)
+TAU_DEGREE_EXPECTATION = ("docs/notes/selective_attention.md §5 item 21 expects τ to fall with the degree "
+                          "(fewer neighbours, larger τ)")
+
+
+def graph_settings(profile: str) -> dict:
+    """Sizes of the graph runs per profile (shared by ssa_fig3 and ssa_table1).
+
+    Example:
+      >>> graph_settings("quick")["num_nodes"]
+      16
+    """
+    if profile == "smoke":
+        return dict(num_nodes=8, levels=(1, 2, 4), seeds=2, steps=200, batch_size=64)
+    if profile == "quick":
+        return dict(num_nodes=16, levels=(1, 2, 4, 8), seeds=5, steps=1500, batch_size=128)
+    if profile == "full":
+        return dict(num_nodes=32, levels=(1, 2, 4, 8, 16), seeds=10, steps=5000, batch_size=256)
+    raise ValueError(f"profile must be one of smoke, quick, full; got {profile!r}")
+
+
+@functools.lru_cache(maxsize=4)
+def _graph_runs(seed: int, key_items: tuple):
+    kw = dict(key_items)
+    levels = kw.pop("levels")
+    return graph_experiment(jax.random.PRNGKey(seed), kw.pop("num_nodes"), levels,
+                            seeds=kw.pop("seeds"), **kw)
+
+
+def graph_runs(profile: str, seed: int) -> tuple[dict, list[dict]]:
+    """The vanilla-vs-SSA graph runs of a profile and seed, computed once per process.
+
+    Returns:
+        ``(settings, runs)``: the settings (:func:`graph_settings` and :data:`GRAPH_TRAIN`) and
+        the result of :func:`graph_experiment` with them.
+    """
+    s = dict(graph_settings(profile), **GRAPH_TRAIN)
+    return s, _graph_runs(seed, tuple(sorted(s.items())))
+
+
+def tau_degree_trend(degrees, taus) -> dict:
+    """Direction of the learned temperature against the node degree, measured over graphs.
+
+    Args:
+        degrees, taus: one 1-D array per graph (out-degree and learned τ of every node).
+
+    Returns:
+        dict ``slope`` (mean over graphs of the least-squares slope of τ on log2(degree), per
+        doubling of the degree), ``se`` (its standard error over graphs; NaN for one graph),
+        ``graphs``, ``direction`` ("rises", "falls" or "none": |slope| <= 2 se; one graph: the
+        sign), ``agrees`` (with ``docs/notes/selective_attention.md`` §5 item 21, which expects "falls"; None for "none")
+        and ``text``, one sentence saying all of it.
+    """
+    slopes = []
+    for d, t in zip(degrees, taus):
+        x = np.log2(np.asarray(d, float))
+        t = np.asarray(t, float)
+        xc = x - x.mean()
+        ss = float(np.sum(xc * xc))
+        slopes.append(float(np.sum(xc * (t - t.mean())) / ss) if ss > 0 else 0.0)
+    slopes = np.asarray(slopes)
+    g = slopes.size
+    slope = float(slopes.mean())
+    se = float(slopes.std(ddof=1) / np.sqrt(g)) if g > 1 else float("nan")
+    clear = slope != 0 and (g == 1 or abs(slope) > 2 * se)
+    direction = ("rises" if slope > 0 else "falls") if clear else "none"
+    agrees = None if direction == "none" else direction == "falls"
+    est = f"{slope:+.3f} ± {se:.3f} per doubling of the degree, mean ± s.e. over {g} graphs" if g > 1 else \
+          f"{slope:+.3f} per doubling of the degree, one graph"
+    if direction == "none":
+        text = f"Learned τ shows no clear trend with the out-degree ({est}); {TAU_DEGREE_EXPECTATION}."
+    else:
+        verdict = "agreeing with" if agrees else "DISAGREEING with"
+        text = (f"Learned τ {direction} with the out-degree ({est}), {verdict} the expectation: "
+                f"{TAU_DEGREE_EXPECTATION}.")
+    return dict(slope=slope, se=se, graphs=g, direction=direction, agrees=agrees, text=text)
+
+
+def runs_trend(runs) -> dict:
+    """:func:`tau_degree_trend` of the SSA model over all graphs of :func:`graph_runs`."""
+    return tau_degree_trend([r["ssa"]["degrees"] for r in runs], [r["ssa"]["tau"] for r in runs])
