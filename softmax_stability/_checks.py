@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "as_float_array",
     "check_axis",
+    "check_choice",
     "check_flag",
     "check_positive_finite",
     "check_int_in_range",
@@ -54,6 +55,14 @@ def as_float_array(x: Any, name: str) -> jax.Array:
             raise TypeError(f"{name} must have a numeric dtype, got {arr.dtype}")
         arr = arr.astype(jnp.result_type(float))  # float32, or float64 under jax_enable_x64
     return arr
+
+
+def check_choice(value: Any, name: str, choices: tuple) -> Any:
+    """``value`` must be one of ``choices`` (strings, or None where None is a choice); anything
+    else raises ``ValueError`` naming ``name`` and the choices. Returns ``value``."""
+    if not isinstance(value, (str, type(None))) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
 
 
 def check_nonempty(x: jax.Array, name: str, axis: int | None = None) -> None:
