@@ -26,6 +26,7 @@ __all__ = [
     "check_in_closed_interval",
     "check_nonempty",
     "check_probability",
+    "check_where",
     "is_concrete",
     "probability_tolerance",
 ]
@@ -63,6 +64,25 @@ def check_choice(value: Any, name: str, choices: tuple) -> Any:
     if not isinstance(value, (str, type(None))) or value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def check_where(where: Any, x: jax.Array, name: str = "z", meaning: str = "attend") -> jax.Array:
+    """A boolean mask broadcastable to ``x`` (the argument ``name``); returns it as an array.
+
+    A non-boolean dtype raises ``TypeError`` ("where must be a boolean array (True = ``meaning``)"),
+    a shape that does not broadcast to ``x.shape`` ``ValueError``. A traced mask is checked by its
+    dtype and shape only.
+    """
+    w = where if isinstance(where, jax.core.Tracer) else jnp.asarray(where)
+    if w.dtype != jnp.bool_:
+        raise TypeError(f"where must be a boolean array (True = {meaning}), got dtype {w.dtype}")
+    try:
+        out = np.broadcast_shapes(w.shape, x.shape)
+    except ValueError:
+        out = None
+    if out != x.shape:
+        raise ValueError(f"where must be broadcastable to {name}'s shape {x.shape}, got shape {w.shape}")
+    return w
 
 
 def check_nonempty(x: jax.Array, name: str, axis: int | None = None) -> None:

@@ -1,11 +1,44 @@
-r"""Top-k selection: the k largest entries of each row, and the fast k-th-largest kernels.
+r"""Top-k selection: the one place that selects the k largest entries of a row.
 
-* :func:`kth_largest` -- the per-row threshold of top-k attention, by one of three exact
-  methods chosen per backend by measurement (``benchmarks/RESULTS.md``).
+Every top-k selection of the library goes through this module: the heavy-hitter map
+:func:`softmax_stability.maps.topk_softmax`, the mask :func:`softmax_stability.masks.topk_mask`,
+top-k and top-:math:`n^\gamma` attention (:mod:`softmax_stability.attention`), the SF statistics
+(:mod:`softmax_stability.focus`) and the dilution metrics (:mod:`softmax_stability.dilution`).
+
+**Tie rules.** Along the last axis of :math:`z \in \mathbb R^n`, with :math:`1 \le k \le n`, let
+:math:`t_k(z) = \max\{t : \#\{i : z_i \ge t\} \ge k\}` be the :math:`k`-th largest value counted
+with multiplicity (:func:`kth_largest`). Two selections are offered, chosen by ``ties``:
+
+.. math::
+    T_k^{\mathrm{index}}(z) = \{\, j : \#\{i : z_i > z_j\} + \#\{i < j : z_i = z_j\} < k \,\},
+    \qquad
+    T_k^{\mathrm{keep}}(z) = \{\, j : z_j \ge t_k(z) \,\}.
+
+``ties="index"`` keeps exactly :math:`k` entries: at a tie with the :math:`k`-th largest value the
+lowest indices win (deterministic; ``torch.topk`` leaves the order unspecified). It is the rule of
+:func:`softmax_stability.maps.topk_softmax`, :func:`softmax_stability.masks.topk_mask` and the SF
+statistics. ``ties="keep"`` keeps every entry tied with the :math:`k`-th largest, so
+:math:`|T_k^{\mathrm{keep}}| \ge k`, with equality exactly when :math:`z_{(k)} > z_{(k+1)}`; it is
+the rule of top-k attention, whose mask is a threshold test :math:`z_j \ge t_k` computed by a fast
+kernel. Both sets are equal whenever the :math:`k`-th and :math:`(k+1)`-th largest values differ.
+Derivation and examples: docs/derivations/topk_selection.md.
+
+**Special values.** ``-inf`` is a value like any other. ``NaN`` counts as larger than every number:
+under ``"index"`` it is above ``+inf`` (NaNs among themselves by index), under ``"keep"`` it counts
+as ``+inf`` (it ties with ``+inf`` entries). So a NaN logit is always selected, and a map built on
+the selection propagates it. With a boolean ``where`` (``True`` = attend) masked entries are never
+selected and the rule applies to the attended entries; a row with at most :math:`k` attended
+entries selects all of them, a fully masked row none.
+
+* :func:`topk_mask` -- the selection as a boolean mask, either tie rule.
+* :func:`topk_values` -- the :math:`k` largest values of each row, in descending order.
+* :func:`kth_largest` -- the threshold :math:`t_k`, by one of three exact methods chosen per
+  backend by measurement (``benchmarks/RESULTS.md``): the kernel behind ``ties="keep"``.
 """
 
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import Any, Callable
 
@@ -14,9 +47,19 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from softmax_stability._checks import as_float_array, check_choice, check_int_in_range, is_concrete
+from softmax_stability._checks import (
+    as_float_array,
+    check_choice,
+    check_int_in_range,
+    check_nonempty,
+    check_where,
+    is_concrete,
+)
 
-__all__ = ["TOPK_METHODS", "kth_largest", "default_topk_method"]
+__all__ = ["TIES", "TOPK_METHODS", "topk_mask", "topk_values", "kth_largest", "default_topk_method"]
+
+#: The tie rules of :func:`topk_mask`.
+TIES = ("index", "keep")
 
 TOPK_METHODS = ("top_k", "max_passes", "bisect")
 
@@ -204,3 +247,153 @@ def kth_largest(z: Any, k: Any, *, method: str | None = None) -> jax.Array:
     method = default_topk_method(k_max) if method is None else method
     return _kth_largest(z, k, k_max, method)
 
+
+
+# ----------------------------------------------------------------------------------------------
+# the selections (unchecked cores along the last axis; the public functions validate first)
+
+
+def _index_mask(x: jax.Array, k: int, w: jax.Array | None = None) -> jax.Array:
+    """``ties="index"`` along the last axis, ``1 <= k <= n`` static; no validation.
+
+    Built from the k-th largest *value* and counts, so it does not depend on any sort's index
+    order: O(n) plus one ``lax.top_k``. ``w`` (boolean, broadcast to ``x``) restricts the
+    selection to attended entries.
+    """
+    x = lax.stop_gradient(x)  # a selection: no derivative flows through it
+    isnan = jnp.isnan(x)
+    if w is None:
+        ok = ~isnan
+    else:
+        isnan = isnan & w
+        ok = w & ~isnan
+    n_nan = jnp.sum(isnan, axis=-1, keepdims=True)
+    y = jnp.where(ok, x, -jnp.inf)
+    top_vals = lax.top_k(y, k)[0]
+    # value of rank k - n_nan among the non-NaN entries (NaNs moved to -inf cannot outrank it)
+    rank = jnp.clip(k - n_nan, 1, k) - 1
+    v = jnp.take_along_axis(top_vals, rank, axis=-1)
+    gt = ok & (y > v)
+    eq = ok & (y == v)
+    need = k - n_nan - jnp.sum(gt, axis=-1, keepdims=True)
+    take_eq = eq & (jnp.cumsum(eq, axis=-1) <= need)
+    take_nan = isnan & (jnp.cumsum(isnan, axis=-1) <= k)
+    return jnp.where(n_nan >= k, take_nan, isnan | gt | take_eq)
+
+
+def _keep_mask(x: jax.Array, k: Any, k_max: int, method: str, w: jax.Array | None = None) -> jax.Array:
+    """``ties="keep"`` along the last axis: ``x >= kth_largest(x, k)``; no validation.
+
+    ``k`` is an int or an int array ``x.shape[:-1] + (1,)`` (one k per row, at most the static
+    ``k_max``). NaN counts as ``+inf``; masked entries (``w`` False) are never kept.
+    """
+    y = lax.stop_gradient(x)  # a selection: no derivative flows through it
+    if w is not None:
+        y = jnp.where(w, y, -jnp.inf)
+    y = jnp.where(jnp.isnan(y), jnp.array(jnp.inf, y.dtype), y)
+    keep = y >= _kth_largest(y, k, k_max, method)
+    if w is not None:
+        keep = keep & w  # t = -inf (fewer attended entries than k) must not revive masked ones
+    return keep
+
+
+@functools.partial(jax.jit, static_argnames=("k", "ties", "method"))
+def _topk_mask_jit(x, w, k, ties, method):
+    if ties == "index":
+        return _index_mask(x, k, w)
+    return _keep_mask(x, k, k, method, w)
+
+
+def _prepare(z: Any, k: Any, where: Any) -> tuple[jax.Array, int, jax.Array | None]:
+    x = as_float_array(z, "z")
+    check_nonempty(x, "z", axis=-1)
+    check_nonempty(x, "z")
+    k = check_int_in_range(k, "k", 1, x.shape[-1])
+    w = None if where is None else jnp.broadcast_to(check_where(where, x), x.shape)
+    return x, k, w
+
+
+def topk_mask(z: Any, k: int, *, ties: str = "index", where: Any = None,
+              method: str | None = None) -> jax.Array:
+    r"""Boolean mask of the ``k`` largest entries of each row (last axis), by a stated tie rule.
+
+    .. math::
+        M_{ij} = [\, j \in T_k(z_{i\cdot}) \,], \qquad
+        T_k^{\mathrm{index}}(z) = \{ j : \#\{i : z_i > z_j\} + \#\{i < j : z_i = z_j\} < k \},
+        \quad T_k^{\mathrm{keep}}(z) = \{ j : z_j \ge t_k(z) \},
+
+    with :math:`t_k` the :math:`k`-th largest value (:func:`kth_largest`). ``ties="index"`` keeps
+    exactly ``k`` entries per row (the lowest indices win a tie); ``ties="keep"`` keeps every entry
+    tied with the ``k``-th largest (at least ``k``). NaN counts as the largest value (above
+    ``+inf`` under ``"index"``, as ``+inf`` under ``"keep"``); see the module docstring. The
+    selection is constant for differentiation (``stop_gradient``).
+
+    Source: the tie rules are this library's (docs/derivations/topk_selection.md); the selection is
+    the TOPK(k) "heavy hitter" variant of Ram et al. 2025 (docs/notes/semantic_focus.md §1.3).
+
+    Args:
+        z: array ``(..., n)``, any real dtype (integers and bools are promoted); batched over the
+            leading axes.
+        k: entries kept per row, a static Python int in ``[1, n]`` (a traced ``k`` raises
+            ``TypeError``: under ``jax.jit`` pass it as a static argument).
+        ties: ``"index"`` (exactly ``k``) or ``"keep"`` (every tie with the ``k``-th), see
+            :data:`TIES`.
+        where: optional boolean mask broadcastable to ``z.shape`` (``True`` = attend): masked
+            entries are never selected, and a row with at most ``k`` attended entries selects all
+            of them.
+        method: only with ``ties="keep"``: the threshold kernel, one of :data:`TOPK_METHODS`, or
+            None for :func:`default_topk_method`.
+
+    Returns:
+        Boolean array of ``z``'s shape.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> z = jnp.array([1.0, 2.0, 2.0, 2.0])
+        >>> topk_mask(z, 2).tolist(), topk_mask(z, 2, ties="keep").tolist()
+        ([False, True, True, False], [False, True, True, True])
+        >>> topk_mask(z, 2, where=jnp.array([True, True, False, True])).tolist()
+        [False, True, False, True]
+    """
+    x, k, w = _prepare(z, k, where)
+    check_choice(ties, "ties", TIES)
+    if method is not None:
+        if ties != "keep":
+            raise ValueError(f"method is only used with ties='keep', got ties={ties!r}")
+        check_choice(method, "method", TOPK_METHODS)
+    if ties == "keep" and method is None:
+        method = default_topk_method(k)
+    return _topk_mask_jit(x, w, k, ties, method)
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _topk_values_jit(x, w, k):
+    return lax.top_k(x if w is None else jnp.where(w, x, -jnp.inf), k)[0]
+
+
+def topk_values(z: Any, k: int, *, where: Any = None) -> jax.Array:
+    r"""The ``k`` largest entries of each row (last axis), in descending order.
+
+    .. math::
+        v_r = z_{(r)}, \quad r = 1, \dots, k, \qquad z_{(1)} \ge z_{(2)} \ge \dots \ge z_{(n)},
+
+    ties counted with multiplicity (so the values do not depend on a tie rule). NaN sorts above
+    every number (the order of ``jax.lax.top_k`` and ``jnp.sort``). Masked entries (``where``
+    False) count as ``-inf``: a row with fewer than ``k`` attended entries ends in ``-inf``.
+    Differentiable in the selected values (the gradient of ``jax.lax.top_k``).
+
+    Args:
+        z: array ``(..., n)``, any real dtype (integers and bools are promoted).
+        k: a static Python int in ``[1, n]``.
+        where: optional boolean mask broadcastable to ``z.shape`` (``True`` = attend).
+
+    Returns:
+        Array ``z.shape[:-1] + (k,)`` of ``z``'s (float) dtype.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> topk_values(jnp.array([[1.0, 3.0, 2.0, 3.0]]), 3).tolist()
+        [[3.0, 3.0, 2.0]]
+    """
+    x, k, w = _prepare(z, k, where)
+    return _topk_values_jit(x, w, k)
