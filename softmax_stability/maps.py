@@ -54,7 +54,7 @@ from softmax_stability._checks import (
     check_nonempty,
     check_positive_finite,
 )
-from softmax_stability.masks import _topk_mask_last
+from softmax_stability.topk import _index_mask
 
 __all__ = ["softmax", "topk_softmax", "sparsemax", "entmax15", "entmax"]
 
@@ -305,7 +305,7 @@ def _topk_softmax_jit(x, beta, k, axis):
         # itself, used as is (no rounding or overflow of the product can create ties)
         b = jnp.asarray(beta).astype(x.dtype)
         key = x if _constant_along(b.shape, x.ndim, axis) else logits
-        selected = _topk_mask_last(jnp.moveaxis(key, axis, -1), k)
+        selected = _index_mask(jnp.moveaxis(key, axis, -1), k)
         logits = jnp.where(jnp.moveaxis(selected, -1, axis), logits, -jnp.inf)
     return _along(_softmax_last, logits, axis)
 
@@ -416,8 +416,8 @@ def topk_softmax(z: Any, k: int, axis: int = -1, *, beta: Any = 1.0) -> jax.Arra
     :math:`\beta z` can create ties), and the logits are shifted by the row max before the
     temperature as in :func:`softmax`; a ``beta`` that varies along ``axis`` selects on the
     products :math:`\beta_i z_i`.
-    Ties are broken towards the **lower index** (deterministic; see
-    :func:`softmax_stability.masks.topk_mask`, which defines the selection; ``NaN`` counts as
+    Ties are broken towards the **lower index** (deterministic; the ``ties="index"`` rule of
+    :func:`softmax_stability.topk.topk_mask`, which defines the selection; ``NaN`` counts as
     the largest value, so a ``NaN`` logit makes its row ``NaN``; with more than ``k`` ``+inf``
     logits the ``k`` lowest-index ones share the mass). ``k = n`` is plain softmax; ``k > n``
     raises ``ValueError`` (the library's one rule for every ``k``: :math:`1 \le k \le n`).

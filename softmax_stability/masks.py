@@ -21,8 +21,6 @@ import numpy as np
 
 from softmax_stability import topk as _topk
 from softmax_stability._checks import check_int_in_range
-# maps.topk_softmax still selects with the unchecked core under its old name (switched next)
-from softmax_stability.topk import _index_mask as _topk_mask_last  # noqa: F401
 
 __all__ = ["band_mask", "block_mask", "causal_mask", "topk_mask"]
 
