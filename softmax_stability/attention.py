@@ -42,7 +42,6 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from softmax_stability import maps, temperature
 from softmax_stability._checks import (
@@ -55,7 +54,7 @@ from softmax_stability._checks import (
 # the top-k threshold kernels live in softmax_stability.topk; re-exported here, where they were
 from softmax_stability.topk import (  # noqa: F401
     TOPK_METHODS,
-    _kth_largest,
+    _keep_mask,
     default_topk_method,
     kth_largest,
 )
@@ -270,8 +269,8 @@ def _normalize(logits: jax.Array, m: jax.Array | None, normalizer: str, k_top, g
     S = logits.shape[-1]
     if normalizer == "softmax":
         return maps.softmax(logits, where=m) if m is not None else maps.softmax(logits)
-    zm = logits if m is None else jnp.where(m, logits, -jnp.inf)
     if normalizer in ("sparsemax", "entmax15"):
+        zm = logits if m is None else jnp.where(m, logits, -jnp.inf)
         fn = maps.sparsemax if normalizer == "sparsemax" else maps.entmax15
         return fn(zm)  # -inf entries get exactly 0; an all -inf row gives zeros (maps conventions)
     if normalizer == "topk":
@@ -287,10 +286,9 @@ def _normalize(logits: jax.Array, m: jax.Array | None, normalizer: str, k_top, g
         k_row = jnp.minimum(k_row, S) if not isinstance(k_row, int) else min(k_row, S)
         k_max = min(k_max, S)
     method = default_topk_method(k_max) if topk_method is None else topk_method
-    thr = _kth_largest(lax.stop_gradient(zm), k_row, k_max, method)  # selection outside the gradient
-    keep = zm >= thr
-    if m is not None:
-        keep = keep & m  # thr = -inf (fewer visible keys than k) must not revive masked keys
+    # ties="keep": every key tied with the k-th largest logit attends; the selection is outside
+    # the gradient, a NaN logit is kept (so its row is NaN) and masked keys never are
+    keep = _keep_mask(logits, k_row, k_max, method, m)
     return maps.softmax(logits, where=keep)
 
 
@@ -388,10 +386,12 @@ def dot_product_attention(q: Any, k: Any, v: Any, *, normalizer: str = "softmax"
       ``ssa_algebra.query_temperature_row_scale``). ``implementation="jnp"`` uses this library's
       own path (:func:`softmax_stability.maps.softmax`).
     * ``"topk"``: softmax over the logits :math:`\ge` the ``k_top``-th largest visible logit of the
-      row (:func:`softmax_stability.topk.kth_largest`); the selection is outside the gradient, as in the SF and SSA
-      authors' code. Entries tied with the k-th are all kept (the authors' ``torch.topk`` keeps
-      exactly k, tie order unspecified; :func:`softmax_stability.maps.topk_softmax` keeps the
-      lowest indices); away from ties they agree.
+      row (:func:`softmax_stability.topk.topk_mask` with ``ties="keep"``, by the threshold
+      :func:`softmax_stability.topk.kth_largest`); the selection is outside the gradient, as in
+      the SF and SSA authors' code. Entries tied with the k-th are all kept (the authors'
+      ``torch.topk`` keeps exactly k, tie order unspecified;
+      :func:`softmax_stability.maps.topk_softmax` keeps the lowest indices, ``ties="index"``);
+      away from ties they agree. A NaN logit is selected, so its row is NaN.
     * ``"top_n_gamma"``: the SSA authors' sparse attention: query :math:`i` keeps its
       :func:`top_n_gamma_budget` :math:`\max(10,\lfloor n_i^\gamma\rfloor)` largest logits,
       :math:`n_i` its number of visible keys (official code ``model_sparse_att.py``, docs/notes/selective_attention.md §4.3).
