@@ -366,9 +366,12 @@ def topk_mask(z: Any, k: int, *, ties: str = "index", where: Any = None,
     return _topk_mask_jit(x, w, k, ties, method)
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
-def _topk_values_jit(x, w, k):
+def _values(x: jax.Array, k: int, w: jax.Array | None = None) -> jax.Array:
+    """The k largest values along the last axis, descending, masked entries as -inf; no validation."""
     return lax.top_k(x if w is None else jnp.where(w, x, -jnp.inf), k)[0]
+
+
+_topk_values_jit = jax.jit(_values, static_argnames=("k",))
 
 
 def topk_values(z: Any, k: int, *, where: Any = None) -> jax.Array:
@@ -396,4 +399,4 @@ def topk_values(z: Any, k: int, *, where: Any = None) -> jax.Array:
         [[3.0, 3.0, 2.0]]
     """
     x, k, w = _prepare(z, k, where)
-    return _topk_values_jit(x, w, k)
+    return _topk_values_jit(x, k, w)
