@@ -71,6 +71,7 @@ import numpy as np
 from jax import lax
 from jax.scipy.special import ndtr
 
+from softmax_stability import topk as _topk
 from softmax_stability._checks import (
     as_float_array,
     check_axis,
@@ -344,7 +345,7 @@ def effective_support(p: Any, axis: int = -1, *, where: Any = None, check_probab
 @functools.partial(jax.jit, static_argnames=("axis", "k"))
 def _topk_mass_jit(x, where, axis, k):
     y = jnp.moveaxis(_masked(x, where), axis, -1)
-    return _nan_where(_nonfinite(x, where, axis), jnp.sum(lax.top_k(y, k)[0], axis=-1))
+    return _nan_where(_nonfinite(x, where, axis), jnp.sum(_topk._values(y, k), axis=-1))
 
 
 def topk_mass(p: Any, k: int, axis: int = -1, *, where: Any = None, check_probability: bool = True) -> jax.Array:
@@ -1104,7 +1105,7 @@ def _topk_tail_mass_jit(x, where, axis, k):
     if k >= n:
         tail = jnp.zeros(y.shape[:-1], y.dtype)
     else:
-        tail = -jnp.sum(lax.top_k(-y, n - k)[0], axis=-1)  # the n - k smallest, summed directly
+        tail = -jnp.sum(_topk._values(-y, n - k), axis=-1)  # the n - k smallest, summed directly
     return _nan_where(_nonfinite(x, where, axis), tail)  # NaN/inf in, NaN out, as every metric here
 
 
