@@ -79,6 +79,7 @@ from softmax_stability._checks import (
     check_int_in_range,
     check_nonempty,
     check_positive_finite,
+    check_where,
     is_concrete,
 )
 from softmax_stability._checks import check_probability as _check_probability
@@ -132,16 +133,7 @@ def _prepare(p: Any, axis: Any, where: Any, name: str = "p", check: Any = True) 
     user_axis, axis = axis, check_axis(axis, x.ndim, "axis")
     check_nonempty(x, name)
     if where is not None:
-        w = where if isinstance(where, jax.core.Tracer) else jnp.asarray(where)
-        if w.dtype != jnp.bool_:
-            raise TypeError(f"where must be a boolean array (True = visible), got dtype {w.dtype}")
-        try:
-            out = np.broadcast_shapes(w.shape, x.shape)
-        except ValueError:
-            out = None
-        if out != x.shape:
-            raise ValueError(f"where must be broadcastable to {name}'s shape {x.shape}, got shape {w.shape}")
-        where = w
+        where = check_where(where, x, name, "visible")
     _check_probability(x, name, axis=user_axis, where=where, enabled=check)
     return x, axis, where
 

@@ -64,7 +64,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from softmax_stability import topk as _topk
-from softmax_stability._checks import as_float_array, check_axis, check_int_in_range, check_nonempty
+from softmax_stability._checks import (
+    as_float_array,
+    check_axis,
+    check_int_in_range,
+    check_nonempty,
+    check_where,
+)
 
 __all__ = [
     # dispersion bounds (O1)
@@ -174,15 +180,7 @@ def _logits(logits: Any, axis: Any, where: Any, name: str = "logits"):
     check_nonempty(x, name)  # an empty batch too: the library's rule (maps, jacobian, dilution)
     w = None
     if where is not None:
-        w = where if isinstance(where, jax.core.Tracer) else jnp.asarray(where)
-        if w.dtype != jnp.bool_:
-            raise TypeError(f"where must be a boolean array (True = attend), got dtype {w.dtype}")
-        try:
-            out = np.broadcast_shapes(w.shape, x.shape)
-        except ValueError:
-            out = None
-        if out != x.shape:
-            raise ValueError(f"where must be broadcastable to {name}'s shape {x.shape}, got shape {w.shape}")
+        w = check_where(where, x, name)
         w = jnp.moveaxis(jnp.broadcast_to(w, x.shape), axis, -1)
     return jnp.moveaxis(x, axis, -1), w
 

@@ -53,6 +53,7 @@ from softmax_stability._checks import (
     check_int_in_range,
     check_nonempty,
     check_positive_finite,
+    check_where,
 )
 from softmax_stability.topk import _index_mask
 
@@ -84,19 +85,6 @@ def _check_beta(beta: Any, x: jax.Array) -> Any:
             f"beta must be a scalar or an array broadcastable to z's shape {x.shape}, got shape {shape}"
         )
     return beta
-
-
-def _check_where(where: Any, x: jax.Array) -> jax.Array:
-    w = where if isinstance(where, jax.core.Tracer) else jnp.asarray(where)
-    if w.dtype != jnp.bool_:
-        raise TypeError(f"where must be a boolean array (True = attend), got dtype {w.dtype}")
-    try:
-        out = np.broadcast_shapes(w.shape, x.shape)
-    except ValueError:
-        out = None
-    if out != x.shape:
-        raise ValueError(f"where must be broadcastable to z's shape {x.shape}, got shape {w.shape}")
-    return w
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +388,7 @@ def softmax(z: Any, axis: int = -1, *, beta: Any = 1.0, where: Any = None) -> ja
     x, axis = _prepare(z, axis)
     beta = _check_beta(beta, x)
     if where is not None:
-        where = _check_where(where, x)
+        where = check_where(where, x)
     return _softmax_jit(x, beta, where, axis)
 
 
