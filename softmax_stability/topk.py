@@ -141,12 +141,13 @@ def _kth_max_passes(z: jax.Array, k: jax.Array, k_max: int) -> jax.Array:
 
     def body(_, c):
         thr, cnt, prev = c
-        m = jnp.max(jnp.where(z < prev, z, neg), axis=-1, keepdims=True)
+        m = jnp.max(jnp.where(~(z >= prev), z, neg), axis=-1, keepdims=True)  # prev = NaN: all
         c_m = jnp.sum(z == m, axis=-1, keepdims=True, dtype=jnp.int32)
         thr = jnp.where(cnt < k, m, thr)
         return thr, cnt + c_m, m
 
-    init = (jnp.full(shape, neg), jnp.zeros(shape, jnp.int32), jnp.full(shape, jnp.inf, z.dtype))
+    # the first pass starts above everything, +inf included (z < +inf would skip +inf entries)
+    init = (jnp.full(shape, neg), jnp.zeros(shape, jnp.int32), jnp.full(shape, jnp.nan, z.dtype))
     thr, _, _ = lax.fori_loop(0, k_max, body, init)
     return thr
 
