@@ -39,33 +39,28 @@ TOPK = 4
 NORMS = ["spectral", "Frobenius", "1->1", "inf->1"]
 
 
-def _plain_softmax(z):
-    """exp / sum with no custom derivative rule (the max is a constant: shift invariance)."""
-    e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z)))
-    return e / jnp.sum(e)
-
-
 def _plain_topk(z):
     """Softmax over the TOPK largest logits; the selection is constant for differentiation."""
+    from softmax_stability.empirical import reference_softmax
     from softmax_stability.masks import topk_mask
 
     sel = topk_mask(jax.lax.stop_gradient(z), TOPK)
-    return _plain_softmax(jnp.where(sel, z, -jnp.inf))
+    return reference_softmax(jnp.where(sel, z, -jnp.inf))
 
 
 def _measured():
     """map name -> (forward map, z -> (measured Jacobian, whether to draw it))."""
     from softmax_stability import maps
-    from softmax_stability.claims.sparse_maps import _entmax_fd, _sparsemax_fd
+    from softmax_stability.empirical import entmax_fd_jacobian, reference_softmax, sparsemax_fd_jacobian
 
     def autodiff(f):
         return lambda z: (jax.jacfwd(f)(z), jnp.array(True))
 
     return {
-        "softmax": (maps.softmax, autodiff(_plain_softmax)),
+        "softmax": (maps.softmax, autodiff(reference_softmax)),
         f"top-{TOPK} softmax": (lambda z: maps.topk_softmax(z, TOPK), autodiff(_plain_topk)),
-        "sparsemax": (maps.sparsemax, lambda z: (lambda J, _, ok: (J, ok))(*_sparsemax_fd(z))),
-        "1.5-entmax": (maps.entmax15, lambda z: (lambda J, _, ok: (J, ok))(*_entmax_fd(z, 1.5))),
+        "sparsemax": (maps.sparsemax, lambda z: (lambda J, _, ok: (J, ok))(*sparsemax_fd_jacobian(z))),
+        "1.5-entmax": (maps.entmax15, lambda z: (lambda J, _, ok: (J, ok))(*entmax_fd_jacobian(z, 1.5))),
     }
 
 

@@ -19,12 +19,14 @@ import numpy as np
 __all__ = [
     "as_float_array",
     "check_axis",
+    "check_choice",
     "check_flag",
     "check_positive_finite",
     "check_int_in_range",
     "check_in_closed_interval",
     "check_nonempty",
     "check_probability",
+    "check_where",
     "is_concrete",
     "probability_tolerance",
 ]
@@ -54,6 +56,33 @@ def as_float_array(x: Any, name: str) -> jax.Array:
             raise TypeError(f"{name} must have a numeric dtype, got {arr.dtype}")
         arr = arr.astype(jnp.result_type(float))  # float32, or float64 under jax_enable_x64
     return arr
+
+
+def check_choice(value: Any, name: str, choices: tuple) -> Any:
+    """``value`` must be one of ``choices`` (strings, or None where None is a choice); anything
+    else raises ``ValueError`` naming ``name`` and the choices. Returns ``value``."""
+    if not isinstance(value, (str, type(None))) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_where(where: Any, x: jax.Array, name: str = "z", meaning: str = "attend") -> jax.Array:
+    """A boolean mask broadcastable to ``x`` (the argument ``name``); returns it as an array.
+
+    A non-boolean dtype raises ``TypeError`` ("where must be a boolean array (True = ``meaning``)"),
+    a shape that does not broadcast to ``x.shape`` ``ValueError``. A traced mask is checked by its
+    dtype and shape only.
+    """
+    w = where if isinstance(where, jax.core.Tracer) else jnp.asarray(where)
+    if w.dtype != jnp.bool_:
+        raise TypeError(f"where must be a boolean array (True = {meaning}), got dtype {w.dtype}")
+    try:
+        out = np.broadcast_shapes(w.shape, x.shape)
+    except ValueError:
+        out = None
+    if out != x.shape:
+        raise ValueError(f"where must be broadcastable to {name}'s shape {x.shape}, got shape {w.shape}")
+    return w
 
 
 def check_nonempty(x: jax.Array, name: str, axis: int | None = None) -> None:

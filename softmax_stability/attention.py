@@ -12,8 +12,8 @@ grouped-query attention), or the same without the batch axis.
   normaliser it calls :func:`jax.nn.dot_product_attention` (so the fused cuDNN kernel applies on
   GPU): a query temperature is folded into ``q`` and a value temperature into ``v``
   (docs/notes/field.md §5.6).
-* :func:`kth_largest` -- the per-row threshold of top-k attention, by one of three exact
-  methods chosen per backend by measurement (``benchmarks/RESULTS.md``).
+* ``kth_largest``, ``default_topk_method``, ``TOPK_METHODS`` -- the per-row threshold of top-k
+  attention; they live in :mod:`softmax_stability.topk` and are re-exported here.
 * :func:`multi_head_attention`, :func:`selective_self_attention` -- layers over parameter
   pytrees (plain dicts), with an explicit key/value cache for chunked decoding at absolute
   positions.
@@ -42,24 +42,28 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from softmax_stability import maps, temperature
 from softmax_stability._checks import (
     as_float_array,
+    check_choice,
     check_int_in_range,
     check_positive_finite,
     is_concrete,
+)
+# the top-k threshold kernels live in softmax_stability.topk; re-exported here, where they were
+from softmax_stability.topk import (  # noqa: F401
+    TOPK_METHODS,
+    _keep_mask,
+    default_topk_method,
+    kth_largest,
 )
 
 __all__ = [
     "NORMALIZERS",
     "IMPLEMENTATIONS",
-    "TOPK_METHODS",
     "dot_product_attention",
-    "kth_largest",
     "top_n_gamma_budget",
-    "default_topk_method",
     "init_attention_params",
     "multi_head_attention",
     "SSAConfig",
@@ -74,23 +78,9 @@ __all__ = [
 
 NORMALIZERS = ("softmax", "topk", "top_n_gamma", "sparsemax", "entmax15")
 IMPLEMENTATIONS = (None, "xla", "cudnn", "jnp")
-TOPK_METHODS = ("top_k", "max_passes", "bisect")
-
-# CPU threshold search works on row chunks of about this many elements (128 KiB of float32), so
-# the repeated passes over a chunk hit the cache (measured: 2-4x faster than whole-array passes).
-_CHUNK_ELEMENTS = 32768
-# On CPU, k passes of a row max beat a 32-step bisection up to about this k (measured).
-_MAX_PASSES_UP_TO_K = 16
-
 
 # ----------------------------------------------------------------------------------------------
 # argument checks (eager; run before tracing)
-
-
-def _check_choice(value: Any, name: str, choices: tuple) -> Any:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
 
 
 def _check_scale(scale: Any) -> float | None:
@@ -223,188 +213,6 @@ def _check_sparsity_args(normalizer: str, k_top: Any, gamma: Any, S: int):
     return k_top, gamma
 
 
-# ----------------------------------------------------------------------------------------------
-# k-th largest value per row (the top-k threshold)
-
-
-def default_topk_method(k_max: int, backend: str | None = None) -> str:
-    """The threshold method :func:`kth_largest` uses when ``method`` is None.
-
-    Measured on CPU (``benchmarks/bench_attention.py``, forward + backward, float32, B=4, H=8,
-    D=64, 2-core AMD EPYC, JAX 0.10.2; ``benchmarks/RESULTS.md``): for k = 16, ``"max_passes"``
-    (k passes of a row max on cache-sized row chunks) is 1.50-1.61x dense attention and
-    ``lax.top_k`` 1.30-1.71x; for k = 64, ``"bisect"`` (a fixed number of counting passes,
-    independent of k) is 1.57-1.70x, ``lax.top_k`` 1.60-2.28x and ``"max_passes"`` 2.55-2.80x.
-    The 17x slowdown of ``lax.top_k`` reported in issue 8 for a forward pass was not seen in
-    forward + backward here. Hence ``"max_passes"`` for ``k <= 16`` and ``"bisect"`` above on
-    CPU; on other backends ``"top_k"``, a default chosen without measurement (no GPU was
-    available to this project yet): ``bench_attention.py`` times all three on a GPU.
-
-    Args:
-        k_max: the largest k that will be asked for.
-        backend: ``jax.default_backend()`` when None.
-
-    Returns:
-        One of :data:`TOPK_METHODS`.
-
-    Example:
-        >>> default_topk_method(8, "cpu"), default_topk_method(64, "cpu"), default_topk_method(8, "gpu")
-        ('max_passes', 'bisect', 'top_k')
-    """
-    backend = jax.default_backend() if backend is None else backend
-    if backend != "cpu":
-        return "top_k"
-    return "max_passes" if k_max <= _MAX_PASSES_UP_TO_K else "bisect"
-
-
-def _ordered_uint(z: jax.Array) -> jax.Array:
-    """Map floats to unsigned ints with the same order (-inf lowest; NaN above +inf)."""
-    bits = {jnp.float32: (jnp.uint32, 31), jnp.float64: (jnp.uint64, 63)}[z.dtype.type]
-    utype, top = bits
-    u = lax.bitcast_convert_type(z, utype)
-    sign = u >> top
-    return jnp.where(sign == 1, ~u, u | utype(1 << top)), utype, top
-
-
-def _from_ordered_uint(key: jax.Array, dtype, utype, top) -> jax.Array:
-    sign = key >> top
-    u = jnp.where(sign == 1, key & utype((1 << top) - 1), ~key)
-    return lax.bitcast_convert_type(u, dtype)
-
-
-def _kth_bisect(z: jax.Array, k: jax.Array) -> jax.Array:
-    # largest t with #{key >= t} >= k, by bisection on the order-preserving integer keys: exact
-    key, utype, top = _ordered_uint(z)
-    shape = z.shape[:-1] + (1,)
-    lo = jnp.zeros(shape, utype)
-    hi = jnp.full(shape, np.iinfo(utype).max, utype)
-
-    def body(_, c):
-        lo, hi = c
-        d = hi - lo
-        mid = lo + (d >> 1) + (d & 1)  # upper midpoint, no overflow
-        ok = jnp.sum(key >= mid, axis=-1, keepdims=True, dtype=jnp.int32) >= k
-        return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid - 1)
-
-    lo, _ = lax.fori_loop(0, top + 1, body, (lo, hi))
-    return _from_ordered_uint(lo, z.dtype, utype, top)
-
-
-def _kth_max_passes(z: jax.Array, k: jax.Array, k_max: int) -> jax.Array:
-    # pass j finds the next smaller distinct value and how often it occurs; the threshold is the
-    # value at which the running count first reaches k (ties counted with multiplicity)
-    neg = jnp.array(-jnp.inf, z.dtype)
-    shape = z.shape[:-1] + (1,)
-
-    def body(_, c):
-        thr, cnt, prev = c
-        m = jnp.max(jnp.where(z < prev, z, neg), axis=-1, keepdims=True)
-        c_m = jnp.sum(z == m, axis=-1, keepdims=True, dtype=jnp.int32)
-        thr = jnp.where(cnt < k, m, thr)
-        return thr, cnt + c_m, m
-
-    init = (jnp.full(shape, neg), jnp.zeros(shape, jnp.int32), jnp.full(shape, jnp.inf, z.dtype))
-    thr, _, _ = lax.fori_loop(0, k_max, body, init)
-    return thr
-
-
-def _kth_top_k(z: jax.Array, k: jax.Array, k_max: int) -> jax.Array:
-    vals = lax.top_k(z, k_max)[0]
-    idx = jnp.broadcast_to(jnp.clip(k, 1, k_max) - 1, z.shape[:-1] + (1,))
-    return jnp.take_along_axis(vals, idx, axis=-1)
-
-
-def _row_chunked(fn: Callable, z: jax.Array, k: jax.Array) -> jax.Array:
-    """Apply ``fn(z_rows, k_rows)`` to cache-sized chunks of rows with ``lax.map``."""
-    S = z.shape[-1]
-    lead = z.shape[:-1]
-    R = int(np.prod(lead, dtype=np.int64)) if lead else 1
-    rows = max(1, _CHUNK_ELEMENTS // S)
-    if R <= rows:
-        return fn(z, k)
-    zr = z.reshape(R, S)
-    kr = jnp.broadcast_to(k, lead + (1,)).reshape(R, 1)
-    pad = (-R) % rows
-    if pad:
-        zr = jnp.concatenate([zr, jnp.zeros((pad, S), z.dtype)])
-        kr = jnp.concatenate([kr, jnp.ones((pad, 1), kr.dtype)])
-    out = lax.map(lambda a: fn(a[0], a[1]), (zr.reshape(-1, rows, S), kr.reshape(-1, rows, 1)))
-    return out.reshape(-1, 1)[:R].reshape(lead + (1,))
-
-
-def _kth_largest(z: jax.Array, k: Any, k_max: int, method: str) -> jax.Array:
-    k = jnp.asarray(k, jnp.int32)
-    if method == "top_k":
-        return _kth_top_k(z, k, k_max)
-    compute = z.astype(jnp.float32) if z.dtype not in (jnp.float32, jnp.float64) else z
-    if method == "bisect":
-        fn = _kth_bisect
-    else:
-        def fn(a, b):
-            return _kth_max_passes(a, b, k_max)
-    if jax.default_backend() == "cpu":
-        out = _row_chunked(fn, compute, k)
-    else:
-        out = fn(compute, k)
-    return out.astype(z.dtype)
-
-
-def kth_largest(z: Any, k: Any, *, method: str | None = None) -> jax.Array:
-    r"""The k-th largest entry of each row (last axis), counting ties with multiplicity.
-
-    .. math::
-        t_i = \max\{t : \#\{j : z_{ij} \ge t\} \ge k_i\},
-
-    so :math:`\{j : z_{ij} \ge t_i\}` holds at least :math:`k_i` entries (more only when entries
-    tie with the k-th). This is the threshold of top-k attention. ``-inf`` entries count as
-    values, so a row with fewer than :math:`k` finite entries gets :math:`t=-\infty`. All three
-    methods are exact and agree (tested): ``"top_k"`` (``lax.top_k`` then a gather),
-    ``"max_passes"`` (:math:`k` passes of a row max with tie counts) and ``"bisect"`` (bisection on
-    the order-preserving integer image of the floats: 32 counting passes in float32, 64 in
-    float64). Not differentiable (use it under ``lax.stop_gradient``).
-
-    Args:
-        z: array ``(..., n)`` of real values, ``n >= 1``; half-precision values are searched in
-            float32.
-        k: an int in ``[1, n]``, or an integer array broadcastable to ``z.shape[:-1] + (1,)``
-            with values in ``[1, n]`` (one k per row; checked when concrete).
-        method: one of :data:`TOPK_METHODS`, or None for :func:`default_topk_method`.
-
-    Returns:
-        Array ``z.shape[:-1] + (1,)`` of ``z``'s dtype.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> z = jnp.array([[3.0, 1.0, 3.0, 2.0], [0.0, -jnp.inf, 5.0, 4.0]])
-        >>> kth_largest(z, 2).ravel().tolist(), kth_largest(z, 3, method="bisect").ravel().tolist()
-        ([3.0, 4.0], [2.0, 0.0])
-    """
-    z = as_float_array(z, "z")
-    if z.ndim < 1 or z.shape[-1] < 1:
-        raise ValueError(f"z must have a non-empty last axis, got shape {z.shape}")
-    n = z.shape[-1]
-    if method is not None:
-        _check_choice(method, "method", TOPK_METHODS)
-    if isinstance(k, (numbers.Integral, np.integer)) and not isinstance(k, bool):
-        k_max = check_int_in_range(k, "k", 1, n)
-    else:
-        if not isinstance(k, jax.core.Tracer):
-            k = jnp.asarray(k)
-        if not jnp.issubdtype(k.dtype, jnp.integer):
-            raise TypeError(f"k must be an int or an integer array, got dtype {k.dtype}")
-        try:
-            ok = np.broadcast_shapes(k.shape, z.shape[:-1] + (1,)) == z.shape[:-1] + (1,)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"k must be broadcastable to {z.shape[:-1] + (1,)}, got shape {k.shape}")
-        if is_concrete(k) and k.size and (int(jnp.min(k)) < 1 or int(jnp.max(k)) > n):
-            raise ValueError(f"k must be in [1, {n}], got values in [{int(jnp.min(k))}, {int(jnp.max(k))}]")
-        k_max = n
-    method = default_topk_method(k_max) if method is None else method
-    return _kth_largest(z, k, k_max, method)
-
-
 def top_n_gamma_budget(n: Any, gamma: float) -> np.ndarray:
     r"""Keys kept per query by the SSA authors' sparse attention: :math:`\max(10, \lfloor n^\gamma\rfloor)`.
 
@@ -461,8 +269,8 @@ def _normalize(logits: jax.Array, m: jax.Array | None, normalizer: str, k_top, g
     S = logits.shape[-1]
     if normalizer == "softmax":
         return maps.softmax(logits, where=m) if m is not None else maps.softmax(logits)
-    zm = logits if m is None else jnp.where(m, logits, -jnp.inf)
     if normalizer in ("sparsemax", "entmax15"):
+        zm = logits if m is None else jnp.where(m, logits, -jnp.inf)
         fn = maps.sparsemax if normalizer == "sparsemax" else maps.entmax15
         return fn(zm)  # -inf entries get exactly 0; an all -inf row gives zeros (maps conventions)
     if normalizer == "topk":
@@ -478,10 +286,9 @@ def _normalize(logits: jax.Array, m: jax.Array | None, normalizer: str, k_top, g
         k_row = jnp.minimum(k_row, S) if not isinstance(k_row, int) else min(k_row, S)
         k_max = min(k_max, S)
     method = default_topk_method(k_max) if topk_method is None else topk_method
-    thr = _kth_largest(lax.stop_gradient(zm), k_row, k_max, method)  # selection outside the gradient
-    keep = zm >= thr
-    if m is not None:
-        keep = keep & m  # thr = -inf (fewer visible keys than k) must not revive masked keys
+    # ties="keep": every key tied with the k-th largest logit attends; the selection is outside
+    # the gradient, a NaN logit is kept (so its row is NaN) and masked keys never are
+    keep = _keep_mask(logits, k_row, k_max, method, m)
     return maps.softmax(logits, where=keep)
 
 
@@ -579,10 +386,12 @@ def dot_product_attention(q: Any, k: Any, v: Any, *, normalizer: str = "softmax"
       ``ssa_algebra.query_temperature_row_scale``). ``implementation="jnp"`` uses this library's
       own path (:func:`softmax_stability.maps.softmax`).
     * ``"topk"``: softmax over the logits :math:`\ge` the ``k_top``-th largest visible logit of the
-      row (:func:`kth_largest`); the selection is outside the gradient, as in the SF and SSA
-      authors' code. Entries tied with the k-th are all kept (the authors' ``torch.topk`` keeps
-      exactly k, tie order unspecified; :func:`softmax_stability.maps.topk_softmax` keeps the
-      lowest indices); away from ties they agree.
+      row (:func:`softmax_stability.topk.topk_mask` with ``ties="keep"``, by the threshold
+      :func:`softmax_stability.topk.kth_largest`); the selection is outside the gradient, as in
+      the SF and SSA authors' code. Entries tied with the k-th are all kept (the authors'
+      ``torch.topk`` keeps exactly k, tie order unspecified;
+      :func:`softmax_stability.maps.topk_softmax` keeps the lowest indices, ``ties="index"``);
+      away from ties they agree. A NaN logit is selected, so its row is NaN.
     * ``"top_n_gamma"``: the SSA authors' sparse attention: query :math:`i` keeps its
       :func:`top_n_gamma_budget` :math:`\max(10,\lfloor n_i^\gamma\rfloor)` largest logits,
       :math:`n_i` its number of visible keys (official code ``model_sparse_att.py``, docs/notes/selective_attention.md §4.3).
@@ -625,8 +434,8 @@ def dot_product_attention(q: Any, k: Any, v: Any, *, normalizer: str = "softmax"
           with float64 inputs takes the ``"jnp"`` path, because
           :func:`jax.nn.dot_product_attention` normalises in float32 whatever the input dtype
           (an error of ~1e-7 in float64; pass ``"xla"`` to get the kernel anyway).
-        topk_method: threshold search for the sparse normalisers, one of :data:`TOPK_METHODS`;
-          None picks :func:`default_topk_method`.
+        topk_method: threshold search for the sparse normalisers, one of :data:`softmax_stability.topk.TOPK_METHODS`;
+          None picks :func:`softmax_stability.topk.default_topk_method`.
 
     Returns:
         Array of ``q``'s shape and dtype.
@@ -647,10 +456,10 @@ def dot_product_attention(q: Any, k: Any, v: Any, *, normalizer: str = "softmax"
         >>> dot_product_attention(q, k, v, mask=jnp.zeros((5, 5), bool)).sum().item()
         0.0
     """
-    _check_choice(normalizer, "normalizer", NORMALIZERS)
-    _check_choice(implementation, "implementation", IMPLEMENTATIONS)
+    check_choice(normalizer, "normalizer", NORMALIZERS)
+    check_choice(implementation, "implementation", IMPLEMENTATIONS)
     if topk_method is not None:
-        _check_choice(topk_method, "topk_method", TOPK_METHODS)
+        check_choice(topk_method, "topk_method", TOPK_METHODS)
     if not isinstance(causal, (bool, np.bool_)):
         raise TypeError(f"causal must be a bool, got {causal!r}")
     q, k, v, unbatched = _prepare_qkv(q, k, v)
@@ -902,7 +711,7 @@ class SSAConfig:
     def __post_init__(self):
         d, N, H = _check_dims(self.d_model, self.num_heads, self.head_dim)
         object.__setattr__(self, "head_dim", H)
-        _check_choice(self.parametrisation, "parametrisation", temperature.PARAMETRISATIONS)
+        check_choice(self.parametrisation, "parametrisation", temperature.PARAMETRISATIONS)
         check_int_in_range(self.mlp_hidden, "mlp_hidden", 1)
         for name in ("use_bias", "query", "value", "key", "position", "token", "weight_sharing",
                      "alpha_per_head"):
@@ -952,7 +761,7 @@ def init_ssa_params(key: jax.Array, config: SSAConfig, *, init: str = "identity"
     """
     if not isinstance(config, SSAConfig):
         raise TypeError(f"config must be an SSAConfig, got {type(config).__name__}")
-    _check_choice(init, "init", ("identity", "reproduction"))
+    check_choice(init, "init", ("identity", "reproduction"))
     d, N, H = config.d_model, config.num_heads, config.head_dim
     if alpha is None:
         alpha = (_IDENTITY_ALPHA if init == "identity" else _REPRODUCTION_ALPHA)[config.parametrisation]
@@ -1110,10 +919,10 @@ def _layer(params, x, *, positions, causal, mask, normalizer, k_top, gamma, scal
     B, T, _ = x.shape
     if not isinstance(causal, (bool, np.bool_)):
         raise TypeError(f"causal must be a bool, got {causal!r}")
-    _check_choice(normalizer, "normalizer", NORMALIZERS)
-    _check_choice(implementation, "implementation", IMPLEMENTATIONS)
+    check_choice(normalizer, "normalizer", NORMALIZERS)
+    check_choice(implementation, "implementation", IMPLEMENTATIONS)
     if topk_method is not None:
-        _check_choice(topk_method, "topk_method", TOPK_METHODS)
+        check_choice(topk_method, "topk_method", TOPK_METHODS)
     scale = _check_scale(scale)
     pos, static_off = _prepare_layer_positions(positions, B, T, unbatched)
     c = _check_cache(cache, B, N, H, x.dtype)

@@ -71,6 +71,7 @@ import numpy as np
 from jax import lax
 from jax.scipy.special import ndtr
 
+from softmax_stability import topk as _topk
 from softmax_stability._checks import (
     as_float_array,
     check_axis,
@@ -78,6 +79,7 @@ from softmax_stability._checks import (
     check_int_in_range,
     check_nonempty,
     check_positive_finite,
+    check_where,
     is_concrete,
 )
 from softmax_stability._checks import check_probability as _check_probability
@@ -131,16 +133,7 @@ def _prepare(p: Any, axis: Any, where: Any, name: str = "p", check: Any = True) 
     user_axis, axis = axis, check_axis(axis, x.ndim, "axis")
     check_nonempty(x, name)
     if where is not None:
-        w = where if isinstance(where, jax.core.Tracer) else jnp.asarray(where)
-        if w.dtype != jnp.bool_:
-            raise TypeError(f"where must be a boolean array (True = visible), got dtype {w.dtype}")
-        try:
-            out = np.broadcast_shapes(w.shape, x.shape)
-        except ValueError:
-            out = None
-        if out != x.shape:
-            raise ValueError(f"where must be broadcastable to {name}'s shape {x.shape}, got shape {w.shape}")
-        where = w
+        where = check_where(where, x, name, "visible")
     _check_probability(x, name, axis=user_axis, where=where, enabled=check)
     return x, axis, where
 
@@ -344,7 +337,7 @@ def effective_support(p: Any, axis: int = -1, *, where: Any = None, check_probab
 @functools.partial(jax.jit, static_argnames=("axis", "k"))
 def _topk_mass_jit(x, where, axis, k):
     y = jnp.moveaxis(_masked(x, where), axis, -1)
-    return _nan_where(_nonfinite(x, where, axis), jnp.sum(lax.top_k(y, k)[0], axis=-1))
+    return _nan_where(_nonfinite(x, where, axis), jnp.sum(_topk._values(y, k), axis=-1))
 
 
 def topk_mass(p: Any, k: int, axis: int = -1, *, where: Any = None, check_probability: bool = True) -> jax.Array:
@@ -1104,7 +1097,7 @@ def _topk_tail_mass_jit(x, where, axis, k):
     if k >= n:
         tail = jnp.zeros(y.shape[:-1], y.dtype)
     else:
-        tail = -jnp.sum(lax.top_k(-y, n - k)[0], axis=-1)  # the n - k smallest, summed directly
+        tail = -jnp.sum(_topk._values(-y, n - k), axis=-1)  # the n - k smallest, summed directly
     return _nan_where(_nonfinite(x, where, axis), tail)  # NaN/inf in, NaN out, as every metric here
 
 

@@ -1,7 +1,7 @@
 """The autodiff side: Jacobians, spectral norms and local Lipschitz constants measured numerically.
 
-These functions know nothing about softmax. They are the independent measurements every closed
-form of :mod:`softmax_stability.jacobian` and every bound of the claims registry is checked against.
+They are the independent measurements every closed form of :mod:`softmax_stability.jacobian` and
+every bound of the claims registry is checked against.
 
 * :func:`autodiff_jacobian` -- the dense Jacobian by forward-mode autodiff (``jax.jacfwd``).
 * :func:`power_iteration_norm` -- the largest singular value of the Jacobian, matrix-free, by power
@@ -10,6 +10,12 @@ form of :mod:`softmax_stability.jacobian` and every bound of the claims registry
   layer *output* ``jvp(...)[0]`` to the ``vjp`` instead of :math:`Jv` and returns
   :math:`\\sqrt{\\|J^\\top f(x)\\|_2}`, not :math:`\\|J\\|_2` (docs/notes/field.md §2.2; see
   :func:`softmax_stability.lipschitz.measured_lipschitz`).
+* :func:`reference_softmax` -- softmax as a plain ``exp / sum`` with no custom derivative rule, the
+  map autodiff measures (``maps.softmax`` and ``jax.nn.softmax`` carry a ``custom_jvp`` that applies
+  the closed form under test).
+* :func:`central_difference_jacobian`, :func:`sparsemax_fd_jacobian`, :func:`entmax_fd_jacobian`
+  -- finite-difference Jacobians of the forward maps, the reference for the sparse maps' closed
+  forms (their ``custom_jvp`` is the formula under test, so autodiff would compare it with itself).
 * :func:`local_lipschitz` -- a *lower* bound on the Lipschitz constant of ``f`` on a ball, by
   gradient ascent (optax) over the point and the direction.
 
@@ -28,7 +34,14 @@ import optax
 from softmax_stability._checks import as_float_array, check_int_in_range, check_positive_finite
 
 __all__ = ["autodiff_jacobian", "PowerIterationResult", "power_iteration_norm", "LocalLipschitzResult",
-           "local_lipschitz"]
+           "local_lipschitz", "reference_softmax", "central_difference_jacobian",
+           "sparsemax_fd_jacobian", "entmax_fd_jacobian", "SPARSEMAX_FD_MIN_MARGIN",
+           "ENTMAX_FD_MIN_MARGIN"]
+
+#: Smallest distance to a support change at which :func:`sparsemax_fd_jacobian` is compared.
+SPARSEMAX_FD_MIN_MARGIN = 1e-5
+#: Smallest distance to a support change at which :func:`entmax_fd_jacobian` is compared.
+ENTMAX_FD_MIN_MARGIN = 1e-4
 
 
 def autodiff_jacobian(f: Callable[[jax.Array], jax.Array], x) -> jax.Array:
@@ -217,3 +230,144 @@ def local_lipschitz(f: Callable[[jax.Array], jax.Array], x, radius: float, *,
     vals, ys, vs = jax.vmap(one_start)(jax.random.split(key, restarts))
     i = jnp.argmax(vals)
     return LocalLipschitzResult(jnp.sqrt(jnp.maximum(vals[i], 0.0)), ys[i], unit(vs[i]))
+
+
+# ----------------------------------------------------------------------------------------------
+# reference maps and finite-difference Jacobians (the measurements the closed forms are checked against)
+
+
+def reference_softmax(z, beta=1.0) -> jax.Array:
+    r"""Softmax of :math:`\beta z` along the last axis as a plain ``exp / sum``, no custom derivative.
+
+    .. math::
+        p_i = \frac{e^{\beta z_i - m}}{\sum_j e^{\beta z_j - m}}, \qquad m = \max_j \beta z_j,
+
+    with :math:`m` a constant for differentiation (``stop_gradient``; exact, softmax is shift
+    invariant). Autodiff through it measures the softmax Jacobian independently of the closed form
+    :math:`\beta(\operatorname{diag}p - pp^\top)` that :func:`softmax_stability.maps.softmax`'s
+    ``custom_jvp`` applies. No special-value conventions: use it on finite logits (``-inf`` entries
+    get 0 as long as a row has a finite one).
+
+    Args:
+      z: logits ``(..., n)``.
+      beta: inverse temperature (scalar or broadcastable to ``z``).
+
+    Returns:
+      Array of ``z``'s shape.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> [round(float(v), 6) for v in reference_softmax(jnp.array([0.0, jnp.log(3.0)]))]
+      [0.25, 0.75]
+    """
+    y = beta * as_float_array(z, "z")
+    e = jnp.exp(y - jax.lax.stop_gradient(jnp.max(y, axis=-1, keepdims=True)))
+    return e / jnp.sum(e, axis=-1, keepdims=True)
+
+
+def central_difference_jacobian(f: Callable[[jax.Array], jax.Array], z, h) -> jax.Array:
+    r"""Central-difference Jacobian of ``f`` at a vector ``z``, one column per coordinate.
+
+    .. math::
+        J_{:, j} = \frac{f(z + h e_j) - f(z - h e_j)}{2h}.
+
+    Exact for a map that is affine on :math:`[z - h e_j, z + h e_j]`; error :math:`O(h^2)` for a
+    smooth one.
+
+    Args:
+      f: a map from ``(n,)`` to ``(m,)``.
+      z: the point, shape ``(n,)``.
+      h: the step (scalar, may be traced).
+
+    Returns:
+      Array ``(m, n)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> central_difference_jacobian(lambda x: 2.0 * x, jnp.zeros(2), 0.5).tolist()
+      [[2.0, 0.0], [0.0, 2.0]]
+    """
+    z = as_float_array(z, "z")
+    eye = jnp.eye(z.shape[-1], dtype=z.dtype)
+    cols = jax.vmap(lambda e: (f(z + h * e) - f(z - h * e)) / (2 * h))(eye)
+    return cols.T
+
+
+def _sparsemax_margin(z):
+    """sparsemax(z) and the distance of z to the nearest support change."""
+    from softmax_stability.maps import sparsemax
+
+    p = sparsemax(z)
+    j = jnp.argmax(p)
+    return p, jnp.min(jnp.abs(z - (z[j] - p[j])))  # tau = z_j - p_j on the support
+
+
+def _entmax_margin(z, alpha):
+    """alpha-entmax(z) and the distance of (alpha - 1) z to the nearest support change."""
+    from softmax_stability.maps import entmax
+
+    p = entmax(z, alpha)
+    j = jnp.argmax(p)
+    tau = (alpha - 1) * z[j] - p[j] ** (alpha - 1)  # g_j = p_j^(alpha-1) on the support
+    return p, jnp.min(jnp.abs((alpha - 1) * z - tau))
+
+
+def sparsemax_fd_jacobian(z) -> tuple[jax.Array, jax.Array, jax.Array]:
+    r"""Finite-difference Jacobian of sparsemax at a vector ``z``, and whether it is reliable.
+
+    Sparsemax is affine between support changes, so central differences with a step
+    :math:`h = \min(10^{-2}, m/2)` below the distance :math:`m` of ``z`` to the nearest support
+    change (:math:`m = \min_i |z_i - \tau|`, :math:`\tau` the threshold) are exact up to rounding.
+    Reliable when :math:`m \ge` :data:`SPARSEMAX_FD_MIN_MARGIN`.
+
+    Args:
+      z: logits, shape ``(n,)``.
+
+    Returns:
+      ``(J, p, ok)``: the ``(n, n)`` Jacobian, ``sparsemax(z)`` and a boolean scalar.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> J, p, ok = sparsemax_fd_jacobian(jnp.array([0.0, 0.5, -3.0]))
+      >>> [[round(float(v), 6) for v in row] for row in J], bool(ok)
+      ([[0.5, -0.5, 0.0], [-0.5, 0.5, 0.0], [0.0, 0.0, 0.0]], True)
+    """
+    from softmax_stability.maps import sparsemax
+
+    z = as_float_array(z, "z")
+    p, margin = _sparsemax_margin(z)
+    h = jnp.minimum(1e-2, margin / 2)
+    return central_difference_jacobian(sparsemax, z, h), p, margin >= SPARSEMAX_FD_MIN_MARGIN
+
+
+def entmax_fd_jacobian(z, alpha: float) -> tuple[jax.Array, jax.Array, jax.Array]:
+    r"""Richardson-extrapolated finite-difference Jacobian of :math:`\alpha`-entmax at a vector ``z``.
+
+    .. math::
+        J \approx \tfrac{1}{3}\big(4\,D_{h/2} - D_h\big), \qquad h = \min(10^{-2}, m/32),
+
+    with :math:`D_h` the central difference (:func:`central_difference_jacobian`) and :math:`m` the
+    distance of :math:`(\alpha - 1)z` to the nearest support change (the map is smooth between
+    them). Reliable when :math:`m \ge` :data:`ENTMAX_FD_MIN_MARGIN`.
+
+    Args:
+      z: logits, shape ``(n,)``.
+      alpha: the entmax exponent in ``(1, 2]``, a static Python float.
+
+    Returns:
+      ``(J, p, ok)``: the ``(n, n)`` Jacobian, ``entmax(z, alpha)`` and a boolean scalar.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> J, p, ok = entmax_fd_jacobian(jnp.array([0.0, 0.5, -3.0]), 1.5)
+      >>> bool(ok), round(float(J[0, 0] + J[0, 1]), 6)
+      (True, 0.0)
+    """
+    from softmax_stability.maps import entmax
+
+    z = as_float_array(z, "z")
+    f = lambda x: entmax(x, alpha)  # noqa: E731
+    p, margin = _entmax_margin(z, alpha)
+    h = jnp.minimum(1e-2, margin / 32)
+    J = (4 * central_difference_jacobian(f, z, h / 2) - central_difference_jacobian(f, z, h)) / 3
+    return J, p, margin >= ENTMAX_FD_MIN_MARGIN

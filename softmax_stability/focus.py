@@ -62,9 +62,15 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from softmax_stability._checks import as_float_array, check_axis, check_int_in_range, check_nonempty
+from softmax_stability import topk as _topk
+from softmax_stability._checks import (
+    as_float_array,
+    check_axis,
+    check_int_in_range,
+    check_nonempty,
+    check_where,
+)
 
 __all__ = [
     # dispersion bounds (O1)
@@ -165,15 +171,7 @@ def _logits(logits: Any, axis: Any, where: Any, name: str = "logits"):
     check_nonempty(x, name)  # an empty batch too: the library's rule (maps, jacobian, dilution)
     w = None
     if where is not None:
-        w = where if isinstance(where, jax.core.Tracer) else jnp.asarray(where)
-        if w.dtype != jnp.bool_:
-            raise TypeError(f"where must be a boolean array (True = attend), got dtype {w.dtype}")
-        try:
-            out = np.broadcast_shapes(w.shape, x.shape)
-        except ValueError:
-            out = None
-        if out != x.shape:
-            raise ValueError(f"where must be broadcastable to {name}'s shape {x.shape}, got shape {w.shape}")
+        w = check_where(where, x, name)
         w = jnp.moveaxis(jnp.broadcast_to(w, x.shape), axis, -1)
     return jnp.moveaxis(x, axis, -1), w
 
@@ -268,11 +266,9 @@ def softmax_entry_bounds(delta: Any, n: Any) -> tuple[jax.Array, jax.Array]:
 
 def _topk_values(x: jax.Array, w: jax.Array | None, kk: int) -> tuple[jax.Array, jax.Array]:
     """Sorted (descending) top-``kk`` values among attended keys and the attended count."""
-    n = x.shape[-1]
-    if w is None:
-        return lax.top_k(x, kk)[0], jnp.full(x.shape[:-1], n)
     # masked keys become -inf: an attended -inf has the same value, so values stay exact
-    return lax.top_k(jnp.where(w, x, -jnp.inf), kk)[0], jnp.sum(w, axis=-1)
+    count = jnp.full(x.shape[:-1], x.shape[-1]) if w is None else jnp.sum(w, axis=-1)
+    return _topk._values(x, kk, w), count
 
 
 def _diff(hi: jax.Array, lo: jax.Array) -> jax.Array:
@@ -398,18 +394,15 @@ def in_degree(mask: Any) -> jax.Array:
 
 
 def _topk_selection(x: jax.Array, w: jax.Array | None, k: int) -> jax.Array:
-    from softmax_stability.masks import topk_mask
-
-    if w is None:
-        return topk_mask(x, k)
-    return topk_mask(jnp.where(w, x, -jnp.inf), k) & w
+    return _topk.topk_mask(x, k, ties="index", where=w)
 
 
 def topk_in_degree(logits: Any, k: int, *, where: Any = None) -> jax.Array:
     r"""In-degrees of the top-k selection: :math:`\beta_j = \#\{i : j \in T_k(a_{i\cdot})\}`.
 
-    The selection is :func:`softmax_stability.masks.topk_mask` (ties towards the lower index,
-    the rule :func:`softmax_stability.maps.topk_softmax` uses), restricted to attended keys.
+    The selection is :func:`softmax_stability.topk.topk_mask` with ``ties="index"`` (ties towards
+    the lower index, the rule :func:`softmax_stability.maps.topk_softmax` uses) over the attended
+    keys (masked keys are never selected).
 
     Args:
       logits: array ``(..., n_queries, n_keys)``.

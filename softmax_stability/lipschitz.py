@@ -42,6 +42,7 @@ from softmax_stability import attention as _attn
 from softmax_stability import masks as _masks
 from softmax_stability._checks import (
     as_float_array,
+    check_choice,
     check_int_in_range,
     check_positive_finite,
     is_concrete,
@@ -64,11 +65,6 @@ __all__ = [
 VARIANTS = ("full", "topk", "band", "block", "ssa")
 _SIDES = ("query", "key", "max")
 _METHODS = ("symmetric", "castin")
-
-
-def _check_choice(value: Any, name: str, choices: tuple) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
 def _check_params(params: Mapping[str, Any], d: int | None = None) -> tuple[int, int, int]:
@@ -225,7 +221,7 @@ def castin_bound(params: Mapping[str, Any], x, *, scale: float | None = None,
       >>> round(float(castin_bound(p, x)), 6)      # 2 * sqrt(9 * 9 * 4 + 3)
       36.166283
     """
-    _check_choice(side, "side", _SIDES)
+    check_choice(side, "side", _SIDES)
 
     def one(terms):
         v_norm, r, rq, rk, n = terms
@@ -384,7 +380,7 @@ def attention_layer(params: Mapping[str, Any], variant: str = "full", *, k_top: 
       >>> f(jax.numpy.ones((5, 4))).shape
       (5, 4)
     """
-    _check_choice(variant, "variant", VARIANTS)
+    check_choice(variant, "variant", VARIANTS)
     k_top = check_int_in_range(k_top, "k_top", 1)
     window = check_int_in_range(window, "window", 1)
     block = check_int_in_range(block, "block", 1)
@@ -451,7 +447,7 @@ def adversarial_direction(A, *, method: str = "symmetric"):
       >>> float(adversarial_direction(jnp.diag(jnp.array([2.0, -1.0])))[3])  # gap 2R^2 > R^2/2
       -1.0
     """
-    _check_choice(method, "method", _METHODS)
+    check_choice(method, "method", _METHODS)
     A = as_float_array(A, "A")
     if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
         raise ValueError(f"A must be a square matrix [d, d], got shape {A.shape}")

@@ -53,8 +53,9 @@ from softmax_stability._checks import (
     check_int_in_range,
     check_nonempty,
     check_positive_finite,
+    check_where,
 )
-from softmax_stability.masks import _topk_mask_last
+from softmax_stability.topk import _index_mask
 
 __all__ = ["softmax", "topk_softmax", "sparsemax", "entmax15", "entmax"]
 
@@ -84,19 +85,6 @@ def _check_beta(beta: Any, x: jax.Array) -> Any:
             f"beta must be a scalar or an array broadcastable to z's shape {x.shape}, got shape {shape}"
         )
     return beta
-
-
-def _check_where(where: Any, x: jax.Array) -> jax.Array:
-    w = where if isinstance(where, jax.core.Tracer) else jnp.asarray(where)
-    if w.dtype != jnp.bool_:
-        raise TypeError(f"where must be a boolean array (True = attend), got dtype {w.dtype}")
-    try:
-        out = np.broadcast_shapes(w.shape, x.shape)
-    except ValueError:
-        out = None
-    if out != x.shape:
-        raise ValueError(f"where must be broadcastable to z's shape {x.shape}, got shape {w.shape}")
-    return w
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,7 +293,7 @@ def _topk_softmax_jit(x, beta, k, axis):
         # itself, used as is (no rounding or overflow of the product can create ties)
         b = jnp.asarray(beta).astype(x.dtype)
         key = x if _constant_along(b.shape, x.ndim, axis) else logits
-        selected = _topk_mask_last(jnp.moveaxis(key, axis, -1), k)
+        selected = _index_mask(jnp.moveaxis(key, axis, -1), k)
         logits = jnp.where(jnp.moveaxis(selected, -1, axis), logits, -jnp.inf)
     return _along(_softmax_last, logits, axis)
 
@@ -400,7 +388,7 @@ def softmax(z: Any, axis: int = -1, *, beta: Any = 1.0, where: Any = None) -> ja
     x, axis = _prepare(z, axis)
     beta = _check_beta(beta, x)
     if where is not None:
-        where = _check_where(where, x)
+        where = check_where(where, x)
     return _softmax_jit(x, beta, where, axis)
 
 
@@ -416,8 +404,8 @@ def topk_softmax(z: Any, k: int, axis: int = -1, *, beta: Any = 1.0) -> jax.Arra
     :math:`\beta z` can create ties), and the logits are shifted by the row max before the
     temperature as in :func:`softmax`; a ``beta`` that varies along ``axis`` selects on the
     products :math:`\beta_i z_i`.
-    Ties are broken towards the **lower index** (deterministic; see
-    :func:`softmax_stability.masks.topk_mask`, which defines the selection; ``NaN`` counts as
+    Ties are broken towards the **lower index** (deterministic; the ``ties="index"`` rule of
+    :func:`softmax_stability.topk.topk_mask`, which defines the selection; ``NaN`` counts as
     the largest value, so a ``NaN`` logit makes its row ``NaN``; with more than ``k`` ``+inf``
     logits the ``k`` lowest-index ones share the mass). ``k = n`` is plain softmax; ``k > n``
     raises ``ValueError`` (the library's one rule for every ``k``: :math:`1 \le k \le n`).

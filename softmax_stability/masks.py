@@ -17,11 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from softmax_stability._checks import as_float_array, check_int_in_range, check_nonempty
+from softmax_stability import topk as _topk
+from softmax_stability._checks import check_int_in_range
 
 __all__ = ["band_mask", "block_mask", "causal_mask", "topk_mask"]
 
@@ -144,32 +143,6 @@ def causal_mask(n: int) -> np.ndarray:
     return np.tril(np.ones((n, n), dtype=bool))
 
 
-def _topk_mask_last(x: jax.Array, k: int) -> jax.Array:
-    """Top-``k`` mask along the last axis (``1 <= k < n`` static); no validation.
-
-    Order: NaN above every number (as ``lax.top_k`` and ``jnp.sort``), then by value; equal
-    values are taken from the lowest index first. Built from the k-th largest *value* and
-    counts, so it does not depend on any sort's index order: O(n) plus one ``lax.top_k``.
-    """
-    x = lax.stop_gradient(x)  # a selection: no derivative flows through it
-    isnan = jnp.isnan(x)
-    n_nan = jnp.sum(isnan, axis=-1, keepdims=True)
-    y = jnp.where(isnan, -jnp.inf, x)
-    top_vals = lax.top_k(y, k)[0]
-    # value of rank k - n_nan among the non-NaN entries (NaNs moved to -inf cannot outrank it)
-    rank = jnp.clip(k - n_nan, 1, k) - 1
-    v = jnp.take_along_axis(top_vals, rank, axis=-1)
-    gt = ~isnan & (y > v)
-    eq = ~isnan & (y == v)
-    need = k - n_nan - jnp.sum(gt, axis=-1, keepdims=True)
-    take_eq = eq & (jnp.cumsum(eq, axis=-1) <= need)
-    take_nan = isnan & (jnp.cumsum(isnan, axis=-1) <= k)
-    return jnp.where(n_nan >= k, take_nan, isnan | gt | take_eq)
-
-
-_topk_mask_jit = jax.jit(_topk_mask_last, static_argnums=1)
-
-
 def topk_mask(z: Any, k: int) -> jax.Array:
     r"""Input-dependent mask of the ``k`` largest logits along the last axis.
 
@@ -177,7 +150,8 @@ def topk_mask(z: Any, k: int) -> jax.Array:
         M_{ij} = [\, j \in \operatorname{top}_k(z_{i\cdot}) \,].
 
     Ties are broken towards the **lower index**: among equal logits the ones with the smallest
-    positions are kept, so exactly ``k`` entries per row are ``True``. ``NaN`` counts as
+    positions are kept, so exactly ``k`` entries per row are ``True`` (the ``ties="index"`` rule
+    of :func:`softmax_stability.topk.topk_mask`, which this calls). ``NaN`` counts as
     larger than every number (the order of ``jax.lax.top_k`` and ``jnp.sort``), so a NaN logit
     is always selected and then propagates through :func:`softmax_stability.maps.topk_softmax`.
     ``k = n`` gives an all-``True`` mask; ``k > n`` raises ``ValueError`` (the library's one rule
@@ -204,11 +178,4 @@ def topk_mask(z: Any, k: int) -> jax.Array:
         >>> topk_mask(jnp.array([1.0, 2.0, 2.0, 2.0]), 2).tolist()
         [False, True, True, False]
     """
-    x = as_float_array(z, "z")
-    check_nonempty(x, "z", axis=-1)
-    check_nonempty(x, "z")
-    n = x.shape[-1]
-    k = check_int_in_range(k, "k", 1, n)
-    if k == n:
-        return jnp.ones(x.shape, dtype=bool)
-    return _topk_mask_jit(x, k)
+    return _topk.topk_mask(z, k, ties="index")

@@ -215,8 +215,9 @@ def _f2_equality(key, k, count=64, n=10):
     ratio of every bound that depends on delta_s only."""
     rng = _rng(key)
     z = rng.normal(size=(count, n)) * _log_uniform(rng, 0.01, 30.0, (count, 1))
-    srt = -np.sort(-z, axis=1)
-    z = np.maximum(z, srt[:, k:k + 1])  # everything below the (k+1)-th lifted onto it
+    from softmax_stability.topk import topk_values
+
+    z = np.maximum(z, np.asarray(topk_values(z, k + 1))[:, k:k + 1])  # everything below the (k+1)-th lifted onto it
     return [{"z": z, "kdim": np.zeros((count, k))}]
 
 
@@ -492,8 +493,7 @@ def _sample_f4(key):
     out = []
     for n, k, c in ((10, 1, 128), (10, 4, 128)):
         z = rng.normal(size=(c, n)) * _log_uniform(rng, 0.05, 10.0, (c, 1))
-        srt = -np.sort(-z, axis=1)
-        sep = srt[:, k - 1] - srt[:, k]
+        sep = np.asarray(_F().separation(z, k))
         e = rng.uniform(-1, 1, size=(c, n))
         e /= np.max(np.abs(e), axis=1, keepdims=True)
         e *= (sep * _log_uniform(rng, 0.01, 10.0, c))[:, None]  # both sides of Delta/2
@@ -588,10 +588,9 @@ def _f4b_batch(rng, c, n=10, k=3, worst=None):
     u = rng.uniform(-1, 1, size=(c, n))
     u /= np.max(np.abs(u), axis=1, keepdims=True)
     worst = c if worst is None else worst
-    top = np.argsort(-z, axis=1, kind="stable")[:, :k]
-    w = np.ones((worst, n))
-    np.put_along_axis(w, top[:worst], -1.0, axis=1)
-    u[:worst] = w
+    from softmax_stability.topk import topk_mask
+
+    u[:worst] = np.where(np.asarray(topk_mask(z, k))[:worst], -1.0, 1.0)
     return {"z": z, "u": u, "kdim": np.zeros((c, k))}
 
 
@@ -675,7 +674,9 @@ def _f4c_tied_mass(prm, keys=None, factor=2.0):
     """factor * p_(k): the k-th weight of the top-k softmax at the tie (normalised over ``keys``
     = k sorted logits; a mutant passes k + 1)."""
     keys = _k(prm) if keys is None else keys
-    v = -jnp.sort(-prm["z"])[:keys]
+    from softmax_stability.topk import topk_values
+
+    v = topk_values(prm["z"], keys)
     return factor * jnp.exp(v[_k(prm) - 1] - v[0]) / jnp.sum(jnp.exp(v - v[0]))
 
 
@@ -1113,9 +1114,9 @@ def _flip_steps(key, k=3, count=64):
     D /= np.linalg.norm(D, ord=2, axis=(1, 2))[:, None, None]
     A = X @ W @ np.swapaxes(X, 1, 2)
     B = X @ D @ np.swapaxes(X, 1, 2)
-    top = np.argsort(-A, axis=2, kind="stable")[..., :k]
-    sel = np.zeros(A.shape, bool)
-    np.put_along_axis(sel, top, True, axis=2)
+    from softmax_stability.topk import topk_mask
+
+    sel = np.asarray(topk_mask(A, k))
     gap = A[..., :, None] - A[..., None, :]  # [c, row, j, l] = A_ij - A_il
     rate = B[..., None, :] - B[..., :, None]  # B_il - B_ij
     pair = sel[..., :, None] & ~sel[..., None, :] & (rate > 0)

@@ -2,7 +2,8 @@
 
 The claim: :math:`\\|J\\|_{q\\to q} \\le \\beta/2` for :math:`J = \\beta(\\mathrm{diag}(p) - pp^\\top)` and every
 :math:`q \\in [1, \\infty]`, checked at :math:`q \\in \\{1, 1.5, 2, 3, \\infty\\}`. The *measure* is
-independent of the bound: :math:`J` by forward-mode autodiff of :func:`_plain_softmax` (a plain
+independent of the bound: :math:`J` by forward-mode autodiff of
+:func:`softmax_stability.empirical.reference_softmax` (a plain
 ``exp / sum``; ``maps.softmax`` carries a ``custom_jvp`` that applies the closed form), then
 
 * :math:`q = 1`, :math:`\\infty`: the largest absolute column / row sum of that matrix (exact);
@@ -33,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from softmax_stability.claims._registry import Claim, Mutant, TightRegime, register
+from softmax_stability.empirical import reference_softmax
 
 FAMILY = "lp_norms"
 _QS = (1.0, 1.5, 2.0, 3.0, math.inf)
@@ -46,14 +48,6 @@ def _rng(key, *salt: int) -> np.random.Generator:
     return np.random.default_rng([int(x) for x in data.ravel()] + list(salt))
 
 
-def _plain_softmax(z, beta):
-    """softmax(beta z) with no custom derivative rule (the max is a constant for differentiation:
-    softmax is shift invariant, so this is exact)."""
-    y = beta * z
-    e = jnp.exp(y - jax.lax.stop_gradient(jnp.max(y)))
-    return e / jnp.sum(e)
-
-
 def _qnorm(x, q):
     """||x||_q along the last axis, scaled by max|x| first (no overflow/underflow of |x|^q); jnp or np."""
     xp = jnp if isinstance(x, jax.Array) else np
@@ -63,7 +57,7 @@ def _qnorm(x, q):
 
 
 def _measure(prm):
-    J = jax.jacfwd(lambda z: _plain_softmax(z, prm["beta"]))(prm["z"])
+    J = jax.jacfwd(lambda z: reference_softmax(z, prm["beta"]))(prm["z"])
     q = prm["q"]
     col = jnp.max(jnp.sum(jnp.abs(J), axis=0))
     row = jnp.max(jnp.sum(jnp.abs(J), axis=1))

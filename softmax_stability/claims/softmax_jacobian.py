@@ -3,9 +3,9 @@
 What each *measure* is, and why it is independent of the closed form it checks:
 
 * J0, J1, J1b, J2, J3, J3b, J5b, J6b: the Jacobian of softmax at the logits ``z`` by forward-mode autodiff
-  (``jax.jacfwd``/``jax.jvp``) of :func:`_plain_softmax`, a plain ``exp / sum`` expression written
-  in this module, then dense linear algebra (``eigvalsh``, column sums, sign-vector enumeration) or
-  matrix-free power iteration. Neither :func:`softmax_stability.maps.softmax` nor
+  (``jax.jacfwd``/``jax.jvp``) of :func:`softmax_stability.empirical.reference_softmax`, a plain
+  ``exp / sum`` expression, then dense linear algebra (``eigvalsh``, column sums, sign-vector
+  enumeration) or matrix-free power iteration. Neither :func:`softmax_stability.maps.softmax` nor
   ``jax.nn.softmax`` is differentiated: both carry a ``custom_jvp`` that applies
   :math:`p\\odot t - p(p^\\top t)`, i.e. the closed form under test, so autodiff through them would
   compare the formula with itself.
@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from softmax_stability.claims._registry import Claim, Mutant, TightRegime, register
+from softmax_stability.empirical import reference_softmax
 from softmax_stability.claims._sampling import ascend, logit_batches
 
 _DENSE_SIZES = [(2, 32), (16, 64), (128, 8)]
@@ -58,19 +59,8 @@ def _softmax(prm):
     return softmax(prm["z"], beta=prm["beta"])
 
 
-def _plain_softmax(z, beta):
-    """softmax(beta z) with no custom derivative rule: autodiff differentiates exp and the quotient.
-
-    The max is a constant for differentiation (softmax is shift invariant, so this is exact);
-    the sampled logits (|beta z| <= ~1e3) cannot overflow.
-    """
-    y = beta * z
-    e = jnp.exp(y - jax.lax.stop_gradient(jnp.max(y)))
-    return e / jnp.sum(e)
-
-
 def _autodiff_J(prm):
-    return jax.jacfwd(lambda z: _plain_softmax(z, prm["beta"]))(prm["z"])
+    return jax.jacfwd(lambda z: reference_softmax(z, prm["beta"]))(prm["z"])
 
 
 def _stored_J(prm):
@@ -155,7 +145,7 @@ def _j0_bound(prm):
 
 
 def _j0_measure(prm):
-    return _j0_value(_autodiff_J(prm), _plain_softmax(prm["z"], prm["beta"]), prm["beta"])
+    return _j0_value(_autodiff_J(prm), reference_softmax(prm["z"], prm["beta"]), prm["beta"])
 
 
 def _j0_mutant_no_beta(prm):
@@ -206,7 +196,7 @@ def _a_weights(n):
 
 def _j1_parts(prm):
     J = _autodiff_J(prm)
-    p = _plain_softmax(prm["z"], prm["beta"])
+    p = reference_softmax(prm["z"], prm["beta"])
     M = _row_scaled(J, p, prm["beta"])  # rows of J
     N = _row_scaled(J.T, p, prm["beta"])  # columns of J, scaled the same way
     return J, p, M, N
@@ -266,7 +256,7 @@ def _pairwise_variance(p, u):
 
 def _quadratic_form(prm):
     u = _j1b_direction(prm)
-    _, ju = jax.jvp(lambda x: _plain_softmax(x, prm["beta"]), (prm["z"],), (u,))  # J u by autodiff
+    _, ju = jax.jvp(lambda x: reference_softmax(x, prm["beta"]), (prm["z"],), (u,))  # J u by autodiff
     return jnp.vdot(u, ju)
 
 
@@ -309,7 +299,7 @@ def _measured_spectral(prm):
         return jnp.linalg.eigvalsh(_autodiff_J(prm))[-1]
     from softmax_stability.empirical import power_iteration_norm
 
-    return power_iteration_norm(lambda z: _plain_softmax(z, prm["beta"]), prm["z"], tol=1e-13,
+    return power_iteration_norm(lambda z: reference_softmax(z, prm["beta"]), prm["z"], tol=1e-13,
                                 max_iter=2000).norm
 
 
@@ -392,7 +382,7 @@ def _j3_bound(prm):
 
 def _j3_measure(prm):
     lam = jnp.linalg.eigvalsh(_autodiff_J(prm))[::-1]
-    return _gap_value(_plain_softmax(prm["z"], prm["beta"]), lam, lam[0], prm["beta"])
+    return _gap_value(reference_softmax(prm["z"], prm["beta"]), lam, lam[0], prm["beta"])
 
 
 def _j3_mutant(weight):
@@ -441,7 +431,7 @@ def _interlacing_parts(prm):
     tau = 8 n eps p_(1): eigvalsh's backward error on J/beta (<= ~n eps ||J||_2/beta <= n eps
     p_(1)/... ) plus the autodiff diagonal's rounding (an ulp of p_(1)^2); an eigenvalue within tau
     of its interval counts as inside (near-ties put the interval's ends within rounding)."""
-    p = jnp.sort(_plain_softmax(prm["z"], prm["beta"]))[::-1]
+    p = jnp.sort(reference_softmax(prm["z"], prm["beta"]))[::-1]
     lam = jnp.linalg.eigvalsh(_autodiff_J(prm))[::-1] / prm["beta"]
     tau = 8 * p.shape[-1] * _EPS * p[0]
     return lam, p, tau

@@ -50,11 +50,18 @@ import numpy as np
 
 from softmax_stability.claims._registry import Claim, Mutant, TightRegime, register
 from softmax_stability.claims._sampling import ascend, logit_batches
+from softmax_stability.empirical import (
+    ENTMAX_FD_MIN_MARGIN,
+    SPARSEMAX_FD_MIN_MARGIN,
+)
+from softmax_stability.empirical import entmax_fd_jacobian as _entmax_fd
+from softmax_stability.empirical import sparsemax_fd_jacobian as _sparsemax_fd
 
 _ALPHAS = (1.25, 1.5, 1.75)
 _SIZES = [(3, 64), (16, 64), (100, 8)]
-_SPARSEMAX_MIN_MARGIN = 1e-5
-_ENTMAX_MIN_MARGIN = 1e-4
+# the finite-difference references live in softmax_stability.empirical
+_SPARSEMAX_MIN_MARGIN = SPARSEMAX_FD_MIN_MARGIN
+_ENTMAX_MIN_MARGIN = ENTMAX_FD_MIN_MARGIN
 
 
 def _alpha(prm) -> float:
@@ -74,52 +81,6 @@ def _jit_vmap(f):
     from softmax_stability.claims._verify import verifier_compiler_options
 
     return jax.jit(jax.vmap(f), compiler_options=verifier_compiler_options())
-
-
-def _central(f, z, h):
-    """Central differences of the forward map, one column per coordinate: (f(z+he) - f(z-he)) / 2h."""
-    eye = jnp.eye(z.shape[-1], dtype=z.dtype)
-    cols = jax.vmap(lambda e: (f(z + h * e) - f(z - h * e)) / (2 * h))(eye)
-    return cols.T
-
-
-def _sparsemax_margin(z):
-    """sparsemax(z) and the distance of z to the nearest support change."""
-    from softmax_stability.maps import sparsemax
-
-    p = sparsemax(z)
-    j = jnp.argmax(p)
-    return p, jnp.min(jnp.abs(z - (z[j] - p[j])))  # tau = z_j - p_j on the support
-
-
-def _entmax_margin(z, alpha):
-    """alpha-entmax(z) and the distance of (alpha - 1) z to the nearest support change."""
-    from softmax_stability.maps import entmax
-
-    p = entmax(z, alpha)
-    j = jnp.argmax(p)
-    tau = (alpha - 1) * z[j] - p[j] ** (alpha - 1)  # g_j = p_j^(alpha-1) on the support
-    return p, jnp.min(jnp.abs((alpha - 1) * z - tau))
-
-
-def _sparsemax_fd(z):
-    """FD Jacobian of sparsemax at ``z`` (exact on the affine piece) and whether it is compared."""
-    from softmax_stability.maps import sparsemax
-
-    p, margin = _sparsemax_margin(z)
-    h = jnp.minimum(1e-2, margin / 2)
-    return _central(sparsemax, z, h), p, margin >= _SPARSEMAX_MIN_MARGIN
-
-
-def _entmax_fd(z, alpha):
-    """Richardson-extrapolated FD Jacobian of alpha-entmax at ``z`` and whether it is compared."""
-    from softmax_stability.maps import entmax
-
-    f = lambda x: entmax(x, alpha)  # noqa: E731
-    p, margin = _entmax_margin(z, alpha)
-    h = jnp.minimum(1e-2, margin / 32)
-    J = (4 * _central(f, z, h / 2) - _central(f, z, h)) / 3
-    return J, p, margin >= _ENTMAX_MIN_MARGIN
 
 
 def _sparsemax_margins(z):

@@ -78,18 +78,19 @@ def theory_curves(ns: np.ndarray, ns_gauss: np.ndarray | None) -> dict:
 
 def row_metrics(z, taus):
     """Per-row metrics of softmax(tau * z) for every schedule: [S, 4, R]."""
-    import jax
     import jax.numpy as jnp
 
     from softmax_stability import dilution as D
     from softmax_stability.maps import softmax
+    from softmax_stability.topk import topk_mask
 
     p = softmax(jnp.broadcast_to(z, taus.shape + z.shape), beta=taus[:, None, None])  # [S, R, n]
     # softmax(tau z) is increasing in z for tau > 0, so the k largest weights of every schedule sit
-    # at the k largest logits: one lax.top_k on z (slow on CPU, ~250 ns/element) serves them all.
-    # tests/test_dilution_figures.py checks this against dilution.topk_mass.
-    idx = jax.lax.top_k(z, TOPK)[1]
-    topk = jnp.sum(jnp.take_along_axis(p, jnp.broadcast_to(idx, p.shape[:-1] + (TOPK,)), axis=-1), axis=-1)
+    # at the k largest logits: one top-k selection on z serves them all (ties="index": exactly k
+    # keys also on the needle row, whose other logits tie). tests/test_dilution_figures.py checks
+    # this against dilution.topk_mass.
+    sel = topk_mask(z, TOPK, ties="index")
+    topk = jnp.sum(jnp.where(sel, p, 0.0), axis=-1)
     return jnp.stack([D.max_weight(p), D.normalized_entropy(p),
                       1.0 / D.effective_support(p),  # sum_j p_j^2, averaged before inverting
                       topk], axis=1)
