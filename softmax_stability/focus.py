@@ -1208,16 +1208,15 @@ def selection_flip_direction(X: Any, W: Any, k: int) -> np.ndarray:
         raise ValueError(f"X must be (n, d) and W (d, d), got {x.shape} and {w.shape}")
     k = check_int_in_range(k, "k", 1, x.shape[0] - 1)
     A = x @ w @ x.T
-    srt = -np.sort(-A, axis=1)
-    q = int(np.argmin(srt[:, k - 1] - srt[:, k]))
-    order = np.argsort(-A[q], kind="stable")
-    D = np.outer(x[q], x[order[k]] - x[order[k - 1]])
+    q = int(np.argmin(np.asarray(separation(A, k))))
+    # the k-th and (k+1)-th ranked keys of row q under the "index" tie rule (lowest index first)
+    sel_k = np.asarray(_topk.topk_mask(A[q], k, ties="index"))
+    b = int(np.flatnonzero(np.asarray(_topk.topk_mask(A[q], k + 1, ties="index")) & ~sel_k)[0])
+    kth = np.min(A[q][sel_k])
+    a = int(np.flatnonzero(sel_k & (A[q] == kth))[-1])
+    D = np.outer(x[q], x[b] - x[a])
     nrm = np.linalg.norm(D, 2)
     return D / nrm if nrm > 0 else D
-
-
-# ---------------------------------------------------------------------------------------------
-# measured vs predicted stability ratios (does the measurement move as SF's conditions predict?)
 
 
 # ---------------------------------------------------------------------------------------------
