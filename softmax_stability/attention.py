@@ -1102,6 +1102,30 @@ def ssa_temperatures(params: Mapping[str, Any], x: Any, *, config: SSAConfig, n_
     return out
 
 
+def _ssa_counts(user_mask, causal: bool, qpos, kpos, site_pos, N: int):
+    """The :math:`n` of SSA's position temperature: ``(n_query [B, T, N or 1], n_key [B, L, 1])``.
+
+    A query's :math:`n` is the number of keys it sees (causal: absolute position + 1; with a mask:
+    the count, at least 1; otherwise all ``S`` keys); a key/value token's :math:`n` is its
+    absolute position + 1 when causal, else ``S``. ``qpos [B, T]``, ``kpos [B, S]`` are the
+    positions of the queries and of every key, ``site_pos [B, L]`` those of the tokens whose
+    key/value temperatures are computed.
+    """
+    B, T = qpos.shape
+    S = kpos.shape[1]
+    if user_mask is not None:
+        vis = jnp.broadcast_to(user_mask, (B, N, T, S))
+        if causal:
+            vis = vis & _causal_position_mask(qpos, kpos)
+        n_query = jnp.maximum(jnp.sum(vis, axis=-1), 1).transpose(0, 2, 1)  # [B, T, N]
+    elif causal:
+        n_query = (qpos + 1)[..., None]
+    else:
+        n_query = jnp.full((1, 1, 1), S)
+    n_key = (site_pos + 1)[..., None] if causal else jnp.full((1, 1, 1), S)
+    return n_query, n_key
+
+
 def _layer(params, x, *, positions, causal, mask, normalizer, k_top, gamma, scale,
            implementation, topk_method, cache, return_cache, ssa, position_schedule=None):
     """Eager checks of a layer call, then the jitted computation :func:`_layer_core`."""
@@ -1157,17 +1181,7 @@ def _layer_core(params, x, pos, c, user_mask, *, causal, normalizer, k_top, gamm
     kpos = pos if c is None else jnp.concatenate([c[2], pos], axis=1)
     tq = None
     if ssa is not None:
-        # n of each query: its visible keys (causal: absolute position + 1; with a mask: the count)
-        if user_mask is not None:
-            vis = jnp.broadcast_to(user_mask, (B, N, T, S))
-            if causal:
-                vis = vis & _causal_position_mask(pos, kpos)
-            n_query = jnp.maximum(jnp.sum(vis, axis=-1), 1).transpose(0, 2, 1)  # [B, T, N]
-        elif causal:
-            n_query = (pos + 1)[..., None]
-        else:
-            n_query = jnp.full((1, 1, 1), S)
-        n_key = (pos + 1)[..., None] if causal else jnp.full((1, 1, 1), S)
+        n_query, n_key = _ssa_counts(user_mask, causal, pos, kpos, pos, N)
         taus = ssa_temperatures(params, x, config=ssa, n_query=n_query, n_key=n_key,
                                 projected={"query": q, "value": v, "key": k},
                                 position_schedule=position_schedule)
