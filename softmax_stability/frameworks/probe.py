@@ -35,21 +35,24 @@ Example:
     >>> layer = nnx.MultiHeadAttention(2, 8, decode=False, rngs=nnx.Rngs(0), attention_fn=Attention())
     >>> x = jax.random.normal(jax.random.PRNGKey(0), (3, 6, 8))
     >>> y, records = probe.collect(layer, x)
-    >>> list(records), records["attention_fn"]["logits"].shape
-    (['attention_fn'], (3, 2, 6, 6))
+    >>> list(records), records["attention"]["logits"].shape
+    (['attention'], (3, 2, 6, 6))
     >>> stats = probe.summarize(records, k=2)
-    >>> stats["attention_fn/h0/delta_s"].shape, bool(stats["attention_fn/h1/spectral_norm_max"] <= 0.5)
+    >>> stats["attention/h0/delta_s"].shape, bool(stats["attention/h1/spectral_norm_max"] <= 0.5)
     ((4,), True)
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from softmax_stability import _io, focus
@@ -143,22 +146,29 @@ def _collect_nnx(model, args, kwargs):
     for path, var in nnx.to_flat_state(inter):
         if not path or path[-1] != STATISTICS_NAME:
             continue
-        name = ".".join(str(p) for p in path[:-1]) or "attention"
+        name = _layer_name([str(p) for p in path[:-1]])
         vals = var.get_value() if hasattr(var, "get_value") else var.value
         items.extend((name, v) for v in vals)
     return out, _named(items)
 
 
+def _layer_name(path: list) -> str:
+    """The attention layer's path (``blocks.0.attn``), without the ``attention_fn`` submodule."""
+    if path and path[-1] == "attention_fn":
+        path = path[:-1]
+    return ".".join(path) or "attention"
+
+
 def _walk_linen(tree, path, items):
     for key, val in tree.items():
         if key == STATISTICS_NAME:
-            name = ".".join(path) or "attention"
+            name = _layer_name(path)
             items.extend((name, v) for v in val)
         elif isinstance(val, dict) or hasattr(val, "items"):
             _walk_linen(val, path + [str(key)], items)
 
 
-def collect(model: Any, *args, variables: Any = None, **kwargs) -> tuple[Any, dict]:
+def collect(model: Any, *args, variables: Any = None, vmap: bool = False, **kwargs) -> tuple[Any, dict]:
     """One forward pass ``model(*args, **kwargs)`` and the records of its attention layers.
 
     Args:
@@ -167,11 +177,15 @@ def collect(model: Any, *args, variables: Any = None, **kwargs) -> tuple[Any, di
           model / any callable using :mod:`softmax_stability.frameworks.equinox` layers.
         args, kwargs: the call's arguments.
         variables: Linen only.
+        vmap: Equinox only: ``model`` takes one example; run ``jax.vmap(capture(model))`` over the
+          leading axis of the arguments.
 
     Returns:
         ``(output, records)``: ``records[layer]`` holds ``logits``, ``mask`` and the
         :data:`ROW_METRICS`, with the batch axes in front of ``[heads, L, S]`` / ``[heads, L]``.
     """
+    if vmap and (_is_nnx(model) or _is_linen(model)):
+        raise ValueError("vmap is for Equinox models (Flax layers take batched inputs)")
     if _is_nnx(model):
         if variables is not None:
             raise ValueError("variables is for Linen modules; an NNX module holds its own state")
@@ -188,7 +202,10 @@ def collect(model: Any, *args, variables: Any = None, **kwargs) -> tuple[Any, di
         return out, _named(items)
     if variables is not None:
         raise ValueError("variables is for Linen modules")
-    out, rec = capture(model)(*args, **kwargs)
+    fn = capture(model)
+    if vmap:
+        fn = jax.vmap(fn)
+    out, rec = fn(*args, **kwargs)
     if not rec:
         raise ValueError("the model recorded no attention statistics (it must use "
                          "softmax_stability.frameworks.equinox.MultiheadAttention layers)")
@@ -221,8 +238,20 @@ def _row_summary(rows: dict, valid: np.ndarray) -> dict:
     return out
 
 
+@functools.partial(jax.jit, static_argnames=("k", "quantiles"))
+def _table6_heads(logits, mask, k, quantiles):
+    """attention_statistics of each head of ``[B, N, L, S]`` logits: ``{metric: [N, Q]}``, one
+    compilation per shape (eager calls per head cost seconds of dispatch and compilation)."""
+    def one(lg, m):
+        st = focus.attention_statistics(lg, k, where=m, quantiles=quantiles)
+        return {name: st[name] for name in TABLE6_METRICS}
+    return jax.vmap(one, in_axes=(1, 1))(logits, mask)
+
+
 def _table6(logits, mask, k, quantiles):
-    st = focus.attention_statistics(logits, min(k, logits.shape[-1]), where=mask, quantiles=quantiles)
+    """Per head of ``[B, N, L, S]``: ``{metric: np.ndarray [N, Q]}``."""
+    st = _table6_heads(jnp.asarray(logits), jnp.asarray(mask), k=min(k, logits.shape[-1]),
+                       quantiles=tuple(float(v) for v in quantiles))
     return {m: np.asarray(st[m], np.float64) for m in TABLE6_METRICS}
 
 
@@ -252,10 +281,11 @@ def summarize(records: dict, *, k: int = 5, quantiles: Sequence[float] = (75, 90
         logits, mask, rows = _head_arrays(rec)
         valid = mask.any(axis=-1)
         if per_head:
+            t6 = _table6(logits, mask, k, q)
             for h in range(logits.shape[1]):
                 pre = f"{layer}/h{h}/"
-                for name, val in _table6(logits[:, h], mask[:, h], k, q).items():
-                    out[pre + name] = val
+                for name, val in t6.items():
+                    out[pre + name] = val[h]
                 for name, val in _row_summary({m: v[:, h] for m, v in rows.items()}, valid[:, h]).items():
                     out[pre + name] = val
         pool_l.append(logits.reshape((-1,) + logits.shape[-2:]))
@@ -265,8 +295,8 @@ def summarize(records: dict, *, k: int = 5, quantiles: Sequence[float] = (75, 90
     if pooled and len({a.shape[-2:] for a in pool_l}) == 1:
         L = np.concatenate(pool_l)
         M = np.concatenate(pool_m)
-        for name, val in _table6(L, M, k, q).items():
-            out[f"all/all/{name}"] = val
+        for name, val in _table6(L[:, None], M[:, None], k, q).items():
+            out[f"all/all/{name}"] = val[0]
         valid = M.any(axis=-1).reshape(-1)
         rows = {m: np.concatenate(v) for m, v in pool_rows.items()}
         for name, val in _row_summary(rows, valid).items():
@@ -304,19 +334,20 @@ class Probe:
         self.steps: list[int] = []
         self.history: list[dict[str, np.ndarray]] = []
 
-    def measure(self, step: int, model: Any, *args, variables: Any = None, **kwargs) -> dict[str, np.ndarray]:
+    def measure(self, step: int, model: Any, *args, variables: Any = None, vmap: bool = False,
+                **kwargs) -> dict[str, np.ndarray]:
         """Run :func:`collect` and :func:`summarize` now and append the result at ``step``."""
-        _, rec = collect(model, *args, variables=variables, **kwargs)
+        _, rec = collect(model, *args, variables=variables, vmap=vmap, **kwargs)
         stats = summarize(rec, k=self.k, quantiles=self.quantiles)
         self.steps.append(int(step))
         self.history.append(stats)
         return stats
 
-    def maybe_measure(self, step: int, model: Any, *args, variables: Any = None, **kwargs):
+    def maybe_measure(self, step: int, model: Any, *args, variables: Any = None, vmap: bool = False, **kwargs):
         """:meth:`measure` when ``step % every == 0``, else None."""
         if int(step) % self.every:
             return None
-        return self.measure(step, model, *args, variables=variables, **kwargs)
+        return self.measure(step, model, *args, variables=variables, vmap=vmap, **kwargs)
 
     def history_arrays(self) -> dict[str, np.ndarray]:
         """The history stacked over steps: ``{"step": [T], key: [T, ...]}``."""
