@@ -954,10 +954,7 @@ def init_ssa_params(key: jax.Array, config: SSAConfig, *, init: str = "identity"
         raise TypeError(f"config must be an SSAConfig, got {type(config).__name__}")
     _check_choice(init, "init", ("identity", "reproduction"))
     d, N, H = config.d_model, config.num_heads, config.head_dim
-    if alpha is None:
-        alpha = (_IDENTITY_ALPHA if init == "identity" else _REPRODUCTION_ALPHA)[config.parametrisation]
-    elif isinstance(alpha, jax.core.Tracer) or not math.isfinite(float(alpha)):
-        raise ValueError(f"alpha must be a finite Python number, got {alpha!r}")
+    alpha = _initial_alpha(config, init, alpha)
     k_base, k_temp = jax.random.split(key)
     if base is None:
         params = init_attention_params(k_base, d, N, H, use_bias=config.use_bias, dtype=dtype)
@@ -969,6 +966,25 @@ def init_ssa_params(key: jax.Array, config: SSAConfig, *, init: str = "identity"
                              f"{np.shape(params['wq'])}")
     params["temperature"] = _init_temperature_arrays(k_temp, config, init, float(alpha), jnp.dtype(dtype))
     return params
+
+
+def _initial_alpha(config: SSAConfig, init: str, alpha: float | None) -> float:
+    """The initial position gain of :func:`init_ssa_params` (``alpha`` checked, or ``init``'s)."""
+    if alpha is None:
+        return (_IDENTITY_ALPHA if init == "identity" else _REPRODUCTION_ALPHA)[config.parametrisation]
+    if isinstance(alpha, jax.core.Tracer) or not math.isfinite(float(alpha)):
+        raise ValueError(f"alpha must be a finite Python number, got {alpha!r}")
+    return alpha
+
+
+def _init_ssa_temperatures(key: jax.Array, config: SSAConfig, init: str = "identity",
+                           alpha: float | None = None, dtype: Any = jnp.float32) -> dict:
+    """``init_ssa_params(key, config, ...)["temperature"]`` without creating the attention
+    projections (the framework layers own theirs): the same arrays, from the same key."""
+    _check_choice(init, "init", ("identity", "reproduction"))
+    alpha = _initial_alpha(config, init, alpha)
+    k_temp = jax.random.split(key)[1]
+    return _init_temperature_arrays(k_temp, config, init, float(alpha), jnp.dtype(dtype))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))

@@ -1,4 +1,4 @@
-"""Train a small Flax NNX transformer on an SF task and probe its attention while it trains.
+"""Train a small Flax NNX transformer on an SF task and probe its attention while it learns it.
 
 The model is an ordinary NNX transformer; the only change is ``attention_fn=Attention(...)`` in
 its ``nnx.MultiHeadAttention`` layers. Every ``every`` steps the probe records, per layer and head,
@@ -12,7 +12,10 @@ metrics. At the end it writes:
 * ``flax_probe_history.csv`` -- every probed value at every probed step;
 * ``flax_probe.png`` -- the Jacobian spectral norms and the normalised entropy over training.
 
-Run: ``python docs/examples/flax_probe.py`` (about a minute on 2 CPU cores; see ``main``).
+The task is ``even_pairs`` (the parity of the number of unequal adjacent bits, i.e. first XOR last
+bit) at length 16, which this model learns to validation accuracy 1.0 in about 250 steps.
+
+Run: ``python docs/examples/flax_probe.py`` (under a minute of CPU time on 2 cores; see ``main``).
 """
 
 from __future__ import annotations
@@ -62,18 +65,25 @@ class Classifier(nnx.Module):
         return self.head(jnp.mean(self.ln(x), axis=1))
 
 
-def main(steps: int = 400, out: str | Path = "flax_probe_out", *, task: str = "missing_duplicate",
-         every: int = 25, batch: int = 32, n_train: int = 2000, k: int = 5, seed: int = 0) -> dict:
+def main(steps: int = 300, out: str | Path = "flax_probe_out", *, task: str = "even_pairs", length: int = 16,
+         every: int = 10, batch: int = 64, lr: float = 1e-2, n_train: int = 2000, d: int = 32, heads: int = 4,
+         blocks: int = 2, n_probe: int = 64, k: int = 5, seed: int = 0) -> dict:
     """Train for ``steps`` steps, probing every ``every`` steps; write the three outputs to ``out``.
 
-    Returns a dict with the final accuracy, the wall time and the final pooled Table 6.
+    The defaults (``even_pairs`` at length 16, AdamW with a warm-up + cosine schedule peaking at
+    ``lr = 1e-2``, batch 64) reach validation accuracy 1.0 within 300 steps for seeds 0-4.
+
+    Returns a dict with the final validation accuracy, the wall and CPU times, the probed steps
+    and the final pooled Table 6.
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = _io.ensure_writable_dir(out, "out")
-    data = tasks.load_task(task, seed, n_train=n_train, n_val=256)
+    data = tasks.load_task(task, seed, n_train=n_train, n_val=512, length=length)
     spec = data.spec
-    model = Classifier(spec.n_symbols + 1, data.length, spec.n_classes, rngs=nnx.Rngs(seed))
-    opt = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
+    model = Classifier(spec.n_symbols + 1, data.length, spec.n_classes, d=d, heads=heads, blocks=blocks,
+                       rngs=nnx.Rngs(seed))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(1, steps // 10), max(steps, 1))
+    opt = nnx.Optimizer(model, optax.adamw(schedule, weight_decay=0.01), wrt=nnx.Param)
 
     @nnx.jit
     def train_step(model, opt, x, y):
@@ -92,26 +102,35 @@ def main(steps: int = 400, out: str | Path = "flax_probe_out", *, task: str = "m
         return probe.collect(model, x)[1]
 
     rng = np.random.default_rng(seed)
-    x_probe = jnp.asarray(data.x_val[:64])
+    x_probe = jnp.asarray(data.x_val[:n_probe])  # the held-out samples the probe looks at
+    x_val, y_val = jnp.asarray(data.x_val), jnp.asarray(data.y_val)
     pr = probe.Probe(every=every, k=k)
+    accs = []  # validation accuracy at the probed steps
     for step in range(steps + 1):
         if step % every == 0 or step == steps:
             pr.steps.append(step)
             pr.history.append(probe.summarize(probed(model, x_probe), k=k))
+            accs.append(float(accuracy(model, x_val, y_val)))
         if step == steps:
             break
         idx = rng.integers(0, len(data.x_train), batch)
         train_step(model, opt, jnp.asarray(data.x_train[idx]), jnp.asarray(data.y_train[idx]))
-    acc = float(accuracy(model, jnp.asarray(data.x_val), jnp.asarray(data.y_val)))
+    acc = accs[-1]
+    chance = float(np.max(np.bincount(data.y_val, minlength=spec.n_classes)) / len(data.y_val))
+    learned = next((s for s, a in zip(pr.steps, accs) if a >= 0.9), None)  # first probed step at >= 0.9
+    learned_txt = f"accuracy >= 0.9 from step {learned}" if learned is not None else "accuracy never reached 0.9"
 
     final = pr.history[-1]
     t6 = {m: final[f"all/all/{m}"] for m in probe.TABLE6_METRICS}
     q, sq = final["quantiles"], final["sep_quantiles"]
-    md = [f"# Table 6 of a small Flax NNX model on `{task}` (small-scale reconstruction)", "",
-          f"{steps} Adam steps, batch {batch}, 2 blocks x 4 heads, d = 32; validation accuracy {acc:.3f}. "
+    md = [f"# Table 6 of a small Flax NNX model on `{task}` (small-scale example)", "",
+          f"{steps} AdamW steps, batch {batch}, {blocks} blocks x {heads} heads, d = {d}, length {data.length}; "
+          f"validation accuracy {acc:.3f} on {len(y_val)} held-out samples (majority class {chance:.3f}). "
           f"Statistics pooled over blocks and heads on {len(x_probe)} held-out samples, top-k size k = {k}, "
           "all from this one (softmax) model's logits. LHS < 1: the top-k stability constant would be "
           "the smaller.", "",
+          "Validation accuracy at the probed steps: "
+          + ", ".join(f"{s}: {a:.2f}" for s, a in zip(pr.steps, accs)) + f" ({learned_txt}).", "",
           "| q | q(Δ) | δs | δh | Δ | β | LHS(304) | LHS(305) |", "|---|---|---|---|---|---|---|---|"]
     for i in range(len(q)):
         md.append(f"| {q[i]:g} | {sq[i]:g} | " + " | ".join(f"{t6[m][i]:.3g}" for m in probe.TABLE6_METRICS) + " |")
@@ -119,12 +138,16 @@ def main(steps: int = 400, out: str | Path = "flax_probe_out", *, task: str = "m
     pr.write_csv(out / "flax_probe_history.csv")
     sn = final["all/all/spectral_norm_max"]
     pr.plot(out / "flax_probe.png",
-            title=f"Flax NNX, {task}, {steps} steps (small-scale reconstruction): val. accuracy {acc:.2f}; "
-                  f"final max ||J||2 = {sn:.3f} (bound 1/2)")
-    wall = time.perf_counter() - t0
-    return {"accuracy": acc, "wall_s": wall, "final_table6": t6, "steps": pr.steps}
+            title=f"Small-scale example: Flax NNX, {task} (length {data.length}), {steps} steps; "
+                  f"val. accuracy {acc:.2f} (chance {chance:.2f}; {learned_txt})\n"
+                  f"final max row ||J||2 = {sn:.3f} (bound 1/2), mean normalised entropy "
+                  f"{final['all/all/normalized_entropy_mean']:.2f}")
+    return {"accuracy": acc, "chance": chance, "wall_s": time.perf_counter() - t0,
+            "cpu_s": time.process_time() - c0, "final_table6": t6, "steps": pr.steps,
+            "val_accuracy": accs}
 
 
 if __name__ == "__main__":
     res = main()
-    print(f"accuracy {res['accuracy']:.3f}, wall {res['wall_s']:.1f} s; outputs in flax_probe_out/")
+    print(f"accuracy {res['accuracy']:.3f} (chance {res['chance']:.3f}), wall {res['wall_s']:.1f} s, "
+          f"CPU {res['cpu_s']:.1f} s; outputs in flax_probe_out/")

@@ -100,14 +100,14 @@ class SSA:
     def init_params(self, rng: jax.Array, num_heads: int, head_dim: int, num_kv_heads: int | None = None,
                     dtype: Any = jnp.float32) -> dict:
         """Initial temperature parameters, flat: ``{"query_alpha": ..., "query_u": ..., ...}``
-        (:func:`softmax_stability.attention.init_ssa_params`; value and key sites have
+        (those of :func:`softmax_stability.attention.init_ssa_params`; value and key sites have
         ``num_kv_heads`` heads, default ``num_heads``)."""
         kv = num_heads if num_kv_heads is None else num_kv_heads
         out = {}
         for site, r in zip(self.sites, jax.random.split(rng, len(self.sites))):
             heads = num_heads if site == "query" else kv
-            p = attention.init_ssa_params(r, self.config(heads, head_dim, sites=(site,)), init=self.init,
-                                          alpha=self.alpha, dtype=dtype)["temperature"][site]
+            p = attention._init_ssa_temperatures(r, self.config(heads, head_dim, sites=(site,)), self.init,
+                                                 self.alpha, dtype)[site]
             out.update({f"{site}_{name}": val for name, val in p.items()})
         return out
 

@@ -21,10 +21,10 @@ Example:
     >>> import equinox as eqx
     >>> from softmax_stability.frameworks import SSA
     >>> from softmax_stability.frameworks.equinox import MultiheadAttention
-    >>> mha = MultiheadAttention(2, 8, normalizer="entmax15", ssa=SSA(), key=jax.random.PRNGKey(0))
-    >>> x = jnp.ones((5, 8))
+    >>> mha = MultiheadAttention(2, 8, normalizer="sparsemax", ssa=SSA(), key=jax.random.PRNGKey(0))
+    >>> x = jnp.ones((4, 8))
     >>> mha(x, x, x).shape
-    (5, 8)
+    (4, 8)
     >>> sorted(mha.temperatures)
     ['query_alpha', 'query_u', 'value_alpha', 'value_u']
 """
@@ -53,9 +53,10 @@ class MultiheadAttention(eqx.Module):
     (1 without ``ssa``; docs/notes/selective_attention.md §1.2-1.4, [3P], unconfirmed).
 
     Args:
-        num_heads, query_size, key_size, value_size, output_size, qk_size, vo_size, use_query_bias,
-          use_key_bias, use_value_bias, use_output_bias, dropout_p, inference, dtype: as
+        num_heads, query_size, key_size, value_size, output_size, qk_size, vo_size: as
           ``eqx.nn.MultiheadAttention`` (which builds the projections).
+        use_query_bias, use_key_bias, use_value_bias, use_output_bias, dropout_p, inference, dtype: as
+          ``eqx.nn.MultiheadAttention``.
         normalizer, k_top, gamma, implementation, topk_method: as in
           :func:`softmax_stability.attention.dot_product_attention`.
         ssa: optional :class:`softmax_stability.frameworks.SSA`; its parameters are the field

@@ -34,8 +34,8 @@ Example:
     >>> from softmax_stability.frameworks.flax import Attention
     >>> layer = nnx.MultiHeadAttention(2, 8, decode=False, rngs=nnx.Rngs(0),
     ...     attention_fn=Attention("topk", k_top=2, ssa=SSA(), num_heads=2, head_dim=4, rngs=nnx.Rngs(1)))
-    >>> layer(jnp.ones((1, 5, 8)), is_causal=True).shape
-    (1, 5, 8)
+    >>> layer(jnp.ones((1, 4, 8)), is_causal=True).shape
+    (1, 4, 8)
     >>> sorted(nnx.state(layer.attention_fn, nnx.Param))
     ['query_alpha', 'query_u', 'value_alpha', 'value_u']
 """
