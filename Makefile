@@ -7,9 +7,9 @@ DEVICE ?= cpu
 # one stamp per device, so that DEVICE=gpu adds the cuda extra to an existing venv (defined after
 # DEVICE: with := it is expanded here, and used to read .installed- with an empty DEVICE)
 STAMP := $(VENV)/.installed-$(DEVICE)
-EXTRAS := test,docs
+EXTRAS := test,docs,flax,equinox
 ifeq ($(DEVICE),gpu)
-EXTRAS := test,docs,cuda
+EXTRAS := test,docs,flax,equinox,cuda
 endif
 
 .PHONY: run test venv clean bench

@@ -763,10 +763,7 @@ def init_ssa_params(key: jax.Array, config: SSAConfig, *, init: str = "identity"
         raise TypeError(f"config must be an SSAConfig, got {type(config).__name__}")
     check_choice(init, "init", ("identity", "reproduction"))
     d, N, H = config.d_model, config.num_heads, config.head_dim
-    if alpha is None:
-        alpha = (_IDENTITY_ALPHA if init == "identity" else _REPRODUCTION_ALPHA)[config.parametrisation]
-    elif isinstance(alpha, jax.core.Tracer) or not math.isfinite(float(alpha)):
-        raise ValueError(f"alpha must be a finite Python number, got {alpha!r}")
+    alpha = _initial_alpha(config, init, alpha)
     k_base, k_temp = jax.random.split(key)
     if base is None:
         params = init_attention_params(k_base, d, N, H, use_bias=config.use_bias, dtype=dtype)
@@ -778,6 +775,25 @@ def init_ssa_params(key: jax.Array, config: SSAConfig, *, init: str = "identity"
                              f"{np.shape(params['wq'])}")
     params["temperature"] = _init_temperature_arrays(k_temp, config, init, float(alpha), jnp.dtype(dtype))
     return params
+
+
+def _initial_alpha(config: SSAConfig, init: str, alpha: float | None) -> float:
+    """The initial position gain of :func:`init_ssa_params` (``alpha`` checked, or ``init``'s)."""
+    if alpha is None:
+        return (_IDENTITY_ALPHA if init == "identity" else _REPRODUCTION_ALPHA)[config.parametrisation]
+    if isinstance(alpha, jax.core.Tracer) or not math.isfinite(float(alpha)):
+        raise ValueError(f"alpha must be a finite Python number, got {alpha!r}")
+    return alpha
+
+
+def _init_ssa_temperatures(key: jax.Array, config: SSAConfig, init: str = "identity",
+                           alpha: float | None = None, dtype: Any = jnp.float32) -> dict:
+    """``init_ssa_params(key, config, ...)["temperature"]`` without creating the attention
+    projections (the framework layers own theirs): the same arrays, from the same key."""
+    _check_choice(init, "init", ("identity", "reproduction"))
+    alpha = _initial_alpha(config, init, alpha)
+    k_temp = jax.random.split(key)[1]
+    return _init_temperature_arrays(k_temp, config, init, float(alpha), jnp.dtype(dtype))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
@@ -911,6 +927,30 @@ def ssa_temperatures(params: Mapping[str, Any], x: Any, *, config: SSAConfig, n_
     return out
 
 
+def _ssa_counts(user_mask, causal: bool, qpos, kpos, site_pos, N: int):
+    """The :math:`n` of SSA's position temperature: ``(n_query [B, T, N or 1], n_key [B, L, 1])``.
+
+    A query's :math:`n` is the number of keys it sees (causal: absolute position + 1; with a mask:
+    the count, at least 1; otherwise all ``S`` keys); a key/value token's :math:`n` is its
+    absolute position + 1 when causal, else ``S``. ``qpos [B, T]``, ``kpos [B, S]`` are the
+    positions of the queries and of every key, ``site_pos [B, L]`` those of the tokens whose
+    key/value temperatures are computed.
+    """
+    B, T = qpos.shape
+    S = kpos.shape[1]
+    if user_mask is not None:
+        vis = jnp.broadcast_to(user_mask, (B, N, T, S))
+        if causal:
+            vis = vis & _causal_position_mask(qpos, kpos)
+        n_query = jnp.maximum(jnp.sum(vis, axis=-1), 1).transpose(0, 2, 1)  # [B, T, N]
+    elif causal:
+        n_query = (qpos + 1)[..., None]
+    else:
+        n_query = jnp.full((1, 1, 1), S)
+    n_key = (site_pos + 1)[..., None] if causal else jnp.full((1, 1, 1), S)
+    return n_query, n_key
+
+
 def _layer(params, x, *, positions, causal, mask, normalizer, k_top, gamma, scale,
            implementation, topk_method, cache, return_cache, ssa, position_schedule=None):
     """Eager checks of a layer call, then the jitted computation :func:`_layer_core`."""
@@ -966,17 +1006,7 @@ def _layer_core(params, x, pos, c, user_mask, *, causal, normalizer, k_top, gamm
     kpos = pos if c is None else jnp.concatenate([c[2], pos], axis=1)
     tq = None
     if ssa is not None:
-        # n of each query: its visible keys (causal: absolute position + 1; with a mask: the count)
-        if user_mask is not None:
-            vis = jnp.broadcast_to(user_mask, (B, N, T, S))
-            if causal:
-                vis = vis & _causal_position_mask(pos, kpos)
-            n_query = jnp.maximum(jnp.sum(vis, axis=-1), 1).transpose(0, 2, 1)  # [B, T, N]
-        elif causal:
-            n_query = (pos + 1)[..., None]
-        else:
-            n_query = jnp.full((1, 1, 1), S)
-        n_key = (pos + 1)[..., None] if causal else jnp.full((1, 1, 1), S)
+        n_query, n_key = _ssa_counts(user_mask, causal, pos, kpos, pos, N)
         taus = ssa_temperatures(params, x, config=ssa, n_query=n_query, n_key=n_key,
                                 projected={"query": q, "value": v, "key": k},
                                 position_schedule=position_schedule)
