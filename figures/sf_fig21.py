@@ -38,7 +38,8 @@ def make(ctx: FigureContext) -> None:
     ax.legend(handles=handles, title=r"$\delta_s$", fontsize=7, handlelength=2.2, loc="upper left",
               bbox_to_anchor=(1.02, 1), frameon=False)
     ax.set_title(r"$\lambda_W(\xi_h) < \lambda_W(\xi_s)$ (304) holds above each curve" "\n"
-                 f"measured: all {compared} grid points within {gap:.3f} of the closed form (step {PRECISION:g})", fontsize=9)
+                 f"measured: all {compared} grid points within {gap:.3f} of the closed form (step {PRECISION:g})",
+                 fontsize=9)
     empty = [d for d, w in absent if w == "empty"]
     match = ("the closed form reproduces the grid search" if gap <= PRECISION * (1 + 1e-9)
              else "MORE than one grid step: the closed form does not reproduce the grid search")
