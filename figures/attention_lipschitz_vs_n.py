@@ -149,6 +149,13 @@ def make(ctx: FigureContext) -> None:
                  f"measured: {', '.join(covered)} stay {verdict} the smaller bound (largest measured/bound "
                  f"{worst:.3f}); SSA's temperatures rescale the logits, so the bounds do not cover it",
                  fontsize=11)
+    growth = ""
+    if exponents:
+        growth = (" Fitted exponent of n on the adversarial tokens: "
+                  + ", ".join(f"{v} {exponents[('adversarial', v)]:.2f}" for v in layers)
+                  + " (sqrt(n) is 0.50).")
+    ctx.set_outcome(f"Measured: {', '.join(covered)} stay {verdict} the smaller of the Castin and derived bounds "
+                    f"(largest measured/bound {worst:.3f}); the bounds do not cover SSA.{growth}")
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     ctx.save_figure(fig)
     ctx.save_csv(["input", "variant", "n", "measured", "iterations", "converged",

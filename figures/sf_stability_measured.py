@@ -216,8 +216,15 @@ def make(ctx: FigureContext) -> None:
     ax.set_title("(d) partial effects, measured vs SF", fontsize=10)
     sp = summary["spearman_measured_vs_sf"]
     fm, fs = summary["fraction_measured_topk_better"], summary["fraction_sf_predicts_topk_better"]
+    rank = "follows SF" if min(sp.values()) > 0.5 else "does NOT clearly follow SF"
+    missed = [item.split(";")[0] + ")" for item in summary["not_reproduced"]]
+    ctx.set_outcome(f"Measured on {count} random token sets: the rank order of the top-k/full stability ratio {rank}'s "
+                    f"prediction (Spearman {sp['W']:.2f} in W, {sp['X']:.2f} in X); top-k is measured more stable for "
+                    f"{fm['W']:.0%} (W) / {fm['X']:.0%} (X) of them where SF predicts {fs['W']:.0%} / {fs['X']:.0%}. "
+                    + (f"Not reproduced ({len(missed)}): {'; '.join(missed)}." if missed
+                       else "Every partial effect SF predicts is reproduced."))
     fig.suptitle(f"Measured stability of top-k vs full softmax against SF's prediction ({count} random token sets, "
-                 f"n = {n}, k = {k})\nmeasured: rank order follows SF (Spearman {sp['W']:.2f} in W, {sp['X']:.2f} in X); "
+                 f"n = {n}, k = {k})\nmeasured: rank order {rank} (Spearman {sp['W']:.2f} in W, {sp['X']:.2f} in X); "
                  f"top-k measured more stable for {fm['W']:.0%} (W) / {fm['X']:.0%} (X), SF predicts "
                  f"{fs['W']:.0%} / {fs['X']:.0%}; not reproduced: {len(summary['not_reproduced'])} trends "
                  "(listed in sf_stability_measured_summary.md)", fontsize=10)

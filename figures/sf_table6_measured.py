@@ -61,5 +61,22 @@ def make(ctx: FigureContext) -> None:
                 vals = [ds[i], dh[i], sp[i], b[i], float(l304[i]), float(l305[i])]
                 rows.append([t, "paper", int(q), int(focus.SF_TABLE6_SEP_QUANTILES[i])] + vals)
                 md.append(f"| {t} | paper | {int(q)} | " + " | ".join(f"{v:.3g}" for v in vals) + " |")
+    # the outcome: in how many task-quantile cells each condition holds, ours against the paper's
+    cnt = {}
+    for src in ("ours", "paper"):
+        cells = [r for r in rows if r[1] == src]
+        ratio = [r[4] / r[5] for r in cells if r[5] > 0]
+        cnt[src] = (sum(r[8] < 1 for r in cells), sum(r[9] < 1 for r in cells), len(cells),
+                    min(ratio, default=np.nan), max(ratio, default=np.nan))
+    o = cnt["ours"]
+    text = (f"On our trained models (seed {seed}), (304) holds (LHS < 1) in {o[0]} and (305) in {o[1]} of {o[2]} "
+            f"task-quantile cells; delta_s/delta_h is {o[3]:.2g}-{o[4]:.2g}.")
+    if cnt["paper"][2]:
+        p = cnt["paper"]
+        text += (f" The paper's statistics for the same tasks: {p[0]} and {p[1]} of {p[2]} cells; delta_s/delta_h "
+                 f"{p[3]:.2g}-{p[4]:.2g}.")
+    ctx.set_outcome(text)
+    ctx.params["holds_304_305_cells"] = {k: list(v[:3]) for k, v in cnt.items()}
+    md += ["", f"**Outcome (measured):** {text}"]
     ctx.save_csv(["task", "source", "q", "q_sep"] + list(STATS), rows)
     ctx.save_markdown("\n".join(md) + "\n")

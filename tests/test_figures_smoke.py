@@ -25,6 +25,9 @@ def test_figure_smoke(name, tmp_path):
     for f in prov["files"]:
         assert (tmp_path / f).stat().st_size > 0, f
     assert any(f.endswith(".png") for f in prov["files"]) or any(f.endswith(".md") for f in prov["files"])
+    # the measured outcome the report prints under the figure (ctx.set_outcome), in its provenance
+    outcome = json.loads(prov_file.read_text())["outcome"]
+    assert isinstance(outcome, str) and outcome.strip(), f"{name} sets no outcome (ctx.set_outcome)"
     if name in ("sf_fig21", "sf_fig22"):  # every grid point lies within one grid step of the closed form
         gaps = prov["params"]["max_grid_minus_closed"]
         gaps = gaps.values() if isinstance(gaps, dict) else [gaps]
