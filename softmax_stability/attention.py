@@ -790,7 +790,7 @@ def _init_ssa_temperatures(key: jax.Array, config: SSAConfig, init: str = "ident
                            alpha: float | None = None, dtype: Any = jnp.float32) -> dict:
     """``init_ssa_params(key, config, ...)["temperature"]`` without creating the attention
     projections (the framework layers own theirs): the same arrays, from the same key."""
-    _check_choice(init, "init", ("identity", "reproduction"))
+    check_choice(init, "init", ("identity", "reproduction"))
     alpha = _initial_alpha(config, init, alpha)
     k_temp = jax.random.split(key)[1]
     return _init_temperature_arrays(k_temp, config, init, float(alpha), jnp.dtype(dtype))

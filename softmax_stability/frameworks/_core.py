@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from softmax_stability import attention, dilution, jacobian
-from softmax_stability._checks import check_int_in_range
+from softmax_stability._checks import check_choice, check_int_in_range
 
 #: the name under which the layers record their statistics
 STATISTICS_NAME = "attention_statistics"
@@ -114,10 +114,10 @@ class SSA:
 
 def check_options(normalizer: str, k_top: Any, gamma: Any, implementation: Any, topk_method: Any) -> None:
     """Eager checks of the normaliser options (the sequence-length check of ``k_top`` is at call time)."""
-    attention._check_choice(normalizer, "normalizer", attention.NORMALIZERS)
-    attention._check_choice(implementation, "implementation", attention.IMPLEMENTATIONS)
+    check_choice(normalizer, "normalizer", attention.NORMALIZERS)
+    check_choice(implementation, "implementation", attention.IMPLEMENTATIONS)
     if topk_method is not None:
-        attention._check_choice(topk_method, "topk_method", attention.TOPK_METHODS)
+        check_choice(topk_method, "topk_method", attention.TOPK_METHODS)
     if normalizer == "topk" or k_top is not None:
         if normalizer == "topk" and k_top is None:
             raise ValueError("normalizer='topk' needs k_top, an int >= 1")
