@@ -62,8 +62,8 @@ def make(ctx: FigureContext) -> None:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.suptitle("Dilution inside the trained models vs the needle closed form (small-scale reconstruction)",
                  x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.86))
-    fig.legend(handles, labels, loc="upper left", fontsize=8, ncol=3, bbox_to_anchor=(0.01, 0.93), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=3, bbox_to_anchor=(0.995, 0.995), frameon=False)
     text = "\n".join(textwrap.fill("Measured: " + line, 190) for line in outcome)
     fig.text(0.01, -0.01, text, fontsize=7, va="top", ha="left")
     ctx.params.update(outcome=outcome, cache="ssa_runs")

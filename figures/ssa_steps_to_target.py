@@ -45,7 +45,8 @@ def make(ctx: FigureContext) -> None:
             ax.bar(i, h, color=color if reached else "white", edgecolor=color, hatch=None if reached else "//")
             ax.errorbar(i, h, yerr=[[max(h - r[4], 0)], [max(r[5] - h, 0)]], color="0.2", capsize=3, lw=1)
             label = f"{r[-1]:.2f}x" if np.isfinite(r[-1]) else ("not\nreached" if not reached else "")
-            ax.text(i, h * 1.02 + 1, label, ha="center", va="bottom", fontsize=7)
+            top = max(h, r[5]) if np.isfinite(r[5]) else h
+            ax.text(i, top + budget[task] * 0.015, label, ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(rr)), [r[1] for r in rr], rotation=35, ha="right", fontsize=8)
         ax.set_ylabel(f"steps to {rr[0][2]:.0%} training accuracy")
         ax.set_ylim(0, budget[task] * 1.2)

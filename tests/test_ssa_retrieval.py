@@ -204,19 +204,22 @@ def test_bad_settings_raise_naming_the_argument():
 # runs: cached, resumable, bit-identical after an interruption
 
 
-TINY = dict(task="passkey", seeds=(0, 1), train_length=6, test_lengths=(6, 12), steps=4, chunk=2,
-            batch_size=4, eval_size=4, d_model=8, num_heads=2, mlp_ratio=1)
+# the smoke profile's settings: in one pytest process the compiled training and evaluation of the
+# smoke figures are reused here
+TINY = dict(task="passkey", **sr.profile_settings("smoke")["common"])
 
 
 def test_run_caches_and_resumes_bit_identically(tmp_path, monkeypatch):
     spec = sr.RetrievalRun(variant="ssa_shared", **TINY)
     full = sr.run(spec, tmp_path / "a", progress=False)
-    assert not full.cached and full.history["accuracy"].shape == (2, 4)
-    assert set(sr.MEASURES) <= set(full.evaluation) and full.evaluation["weight"].shape == (2, 2)
+    S, steps = len(TINY["seeds"]), TINY["steps"]
+    assert not full.cached and full.history["accuracy"].shape == (S, steps)
+    assert set(sr.MEASURES) <= set(full.evaluation)
+    assert full.evaluation["weight"].shape == (S, len(TINY["test_lengths"]))
     again = sr.run(spec, tmp_path / "a", progress=False)
     assert again.cached and np.array_equal(again.evaluation["weight"], full.evaluation["weight"])
     params = sr.load_params(again)
-    assert jax.tree_util.tree_leaves(params)[0].shape[0] == 2
+    assert jax.tree_util.tree_leaves(params)[0].shape[0] == S
 
     # interrupt after the first chunk, then resume from its checkpoint
     real = sr._train_chunk
@@ -232,7 +235,8 @@ def test_run_caches_and_resumes_bit_identically(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         sr.run(spec, tmp_path / "b", progress=False)
     entry = tmp_path / "b" / spec.key()
-    assert json.loads((entry / "ckpt.json").read_text())["step"] == 2 and not (entry / "result.json").exists()
+    assert json.loads((entry / "ckpt.json").read_text())["step"] == TINY["chunk"]
+    assert not (entry / "result.json").exists()
     monkeypatch.setattr(sr, "_train_chunk", real)
     resumed = sr.run(spec, tmp_path / "b", progress=False)
     assert np.array_equal(resumed.history["loss"], full.history["loss"])
@@ -241,7 +245,7 @@ def test_run_caches_and_resumes_bit_identically(tmp_path, monkeypatch):
 
     # a corrupt entry is reported and recomputed
     rj = entry / "result.json"
-    rj.write_text(rj.read_text().replace('"train_length": 6', '"train_length": 7'))
+    rj.write_text(rj.read_text().replace('"eval_size": 16', '"eval_size": 17'))
     with pytest.warns(CorruptCacheWarning):
         redo = sr.run(spec, tmp_path / "b", progress=False)
     assert not redo.cached

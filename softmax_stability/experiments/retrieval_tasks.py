@@ -199,10 +199,9 @@ def generate(key: jax.Array, task: RetrievalTask, *, batch_size: int, length: in
 
     Example:
       >>> import jax
-      >>> b = generate(jax.random.PRNGKey(1), RetrievalTask("mqar", n_pairs=2, n_queries=2),
-      ...              batch_size=1, length=6)
-      >>> b.query_positions.tolist(), b.tokens[0, 4:].tolist() == b.tokens[0, b.answer_positions[0] - 1].tolist()
-      ([[4, 5]], True)
+      >>> b = generate(jax.random.PRNGKey(1), RetrievalTask("passkey"), batch_size=2, length=8)
+      >>> b.answers.tolist() == [[int(b.tokens[i, b.answer_positions[i, 0]])] for i in range(2)]
+      True
     """
     if not isinstance(task, RetrievalTask):
         raise TypeError(f"task must be a RetrievalTask, got {type(task).__name__}")
@@ -220,9 +219,9 @@ def pad_batch(batch: RetrievalBatch, length: int, pad_token: int = 0) -> Retriev
 
     Example:
       >>> import jax
-      >>> b = generate(jax.random.PRNGKey(0), RetrievalTask("passkey"), batch_size=1, length=4)
-      >>> pad_batch(b, 6).tokens.shape
-      (1, 6)
+      >>> b = generate(jax.random.PRNGKey(0), RetrievalTask("passkey"), batch_size=2, length=8)
+      >>> pad_batch(b, 12).tokens.shape
+      (2, 12)
     """
     T = batch.tokens.shape[-1]
     length = check_int_in_range(length, "length", T)
