@@ -20,4 +20,8 @@ Submodules (import them directly; nothing heavy is imported here):
 * ``sf_results`` -- the SF runs of a profile, collected, and their Fig. 1 summaries.
 * ``landscape``, ``sf_landscapes`` -- loss landscapes along filter-normalised random directions, and
   the trained FULL/TOPK(5) models' surfaces at matched training loss.
+* ``retrieval_tasks`` -- passkey retrieval and multi-query associative recall generators.
+* ``ssa_decoder`` -- a small causal decoder with nine attention variants (SSA, SSMax, sparse maps).
+* ``ssa_retrieval`` -- cached, resumable trained-model runs: accuracy against test length, and
+  dilution measured inside the models against the closed form.
 """
