@@ -34,6 +34,7 @@ def make(ctx: FigureContext) -> None:
     rows = sr.dilution_rows(results)
     ctx.save_csv(sr.DILUTION_HEADER, rows)
     outcome = sr.dilution_outcome(results)
+    ctx.set_outcome(" ".join(outcome))
     tasks = list(dict.fromkeys(t for t, _ in results))
     variants = list(dict.fromkeys(v for _, v in results))
     fig, axes = plt.subplots(len(tasks), len(variants), figsize=(2.05 * len(variants) + 1, 2.5 * len(tasks) + 0.6),

@@ -27,6 +27,7 @@ def make(ctx: FigureContext) -> None:
               "overhead_pct_of_attention", "overhead_pct_gpt2_small"]
     ctx.save_csv(header, rows)
     outcome = sr.overhead_outcome(rows)
+    ctx.set_outcome(outcome)
     lines = ["# Parameter overhead per attention variant (small-scale reconstruction)", "",
              f"Profile `{ctx.profile}`. Measured: {outcome}.", "",
              "| variant | new params / layer | model params | % of model | % of attention | % at GPT-2 small |",

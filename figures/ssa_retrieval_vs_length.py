@@ -33,6 +33,7 @@ def make(ctx: FigureContext) -> None:
     ctx.save_csv(["task", "variant", "length", "length_over_L", "accuracy_median", "accuracy_q25",
                   "accuracy_q75"], rows)
     outcome = sr.accuracy_outcome(results)
+    ctx.set_outcome(" ".join(outcome))
     tasks = list(dict.fromkeys(t for t, _ in results))
     fig, axes = plt.subplots(1, len(tasks), figsize=(6.2 * len(tasks), 4.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):

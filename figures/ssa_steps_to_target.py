@@ -33,6 +33,7 @@ def make(ctx: FigureContext) -> None:
     ctx.save_csv(["task", "variant", "target_accuracy", "steps_median", "steps_q25", "steps_q75",
                   "seeds_reached", "seeds", "speedup_vs_vanilla"], rows)
     outcome = sr.steps_outcome(rows)
+    ctx.set_outcome(" ".join(outcome))
     tasks = list(dict.fromkeys(r[0] for r in rows))
     budget = {t: r.config["steps"] for (t, _), r in results.items()}
     fig, axes = plt.subplots(1, len(tasks), figsize=(6.2 * len(tasks), 4.4), squeeze=False)
