@@ -17,7 +17,7 @@ import softmax_stability.claims as C
 from softmax_stability.claims import Claim, Mutant, TightRegime, claim_mutants, verify_claim, verify_mutant
 from softmax_stability.claims import _registry
 from softmax_stability.claims._sampling import ascend
-from softmax_stability.claims._verify import format_table, verify
+from softmax_stability.claims._verify import format_table, verify, verify_claim_and_mutants
 
 
 def _sample(key):
@@ -174,3 +174,28 @@ def test_every_sharp_claim_states_its_tight_regimes(claim):
 @pytest.mark.parametrize("claim", C.all_claims(), ids=lambda c: c.id)
 def test_every_claim_carries_at_least_two_mutants(claim):
     assert len(claim_mutants(claim)) >= 2, f"{claim.id}: {[m.name for m in claim_mutants(claim)]}"
+
+
+def test_quick_settings_kill_the_same_mutants_and_stop_at_the_first_kill():
+    within = Mutant("bound x 1.005", "looser", lambda p: 1.005 * _bound()(p))
+    branch0 = Mutant("x^2 <= 1 -> 1.02", "looser", _bound(c_square=1.02))  # only branch 0's regime sees it
+    claim = _toy(mutants=(within, branch0))
+    full = verify_claim_and_mutants(claim, settings="full")
+    quick = verify_claim_and_mutants(claim, settings="quick")
+    assert (full.verdict, quick.verdict) == ("pass", "pass")
+    assert full.max_ratio == quick.max_ratio and full.instances == quick.instances  # the claim runs in full
+    fate = {m["name"]: m for m in full.mutants}
+    for m in quick.mutants:
+        assert (m["killed"], m["verdict"]) == (fate[m["name"]]["killed"], fate[m["name"]]["verdict"]), m
+    q = {m["name"]: m for m in quick.mutants}
+    # x 0.98 fails on the random instances: neither regime runs; x 1.02 falls short in branch 1's
+    # regime, the first: branch 0's is skipped; the survivor and branch 0's mutant run every search
+    assert q["bound x 0.98"]["regimes"] == [] and "2 later search(es) not run" in q["bound x 0.98"]["reason"]
+    assert [g["name"] for g in q["bound x 1.02"]["regimes"]] == ["branch 1"]
+    assert [g["name"] for g in q[branch0.name]["regimes"]] == ["branch 1", "branch 0"]
+    assert q[branch0.name]["killed"] and not q[within.name]["killed"]
+    assert len(fate["bound x 0.98"]["regimes"]) == 2  # full settings run them all
+    with pytest.raises(ValueError, match="settings"):
+        verify_claim_and_mutants(claim, settings="fast")
+    with pytest.raises(ValueError, match="settings"):
+        verify([claim.id], settings="quick ")

@@ -15,6 +15,13 @@ import pytest
 from softmax_stability.experiments.sf_model import ModelConfig
 from softmax_stability.experiments.training import TrainConfig, Trainer
 
+
+def _xla_flags(n_devices: int) -> str:
+    """The suite's XLA flags (conftest: LLVM level 0, faster compiles) with ``n_devices`` host devices."""
+    kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f]
+    return " ".join(kept + [f"--xla_force_host_platform_device_count={n_devices}"])
+
+
 SCRIPT = textwrap.dedent("""
     import json, sys
     import jax
@@ -58,7 +65,7 @@ def test_split_batch_training_equals_one_device():
     # with weight-0 rows only
     n_devices = 3
     env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={n_devices}")
+               XLA_FLAGS=_xla_flags(n_devices))
     res = subprocess.run([sys.executable, "-c", SCRIPT, *VARIANTS], env=env, capture_output=True, text=True,
                          timeout=1800)  # a hang guard, not a speed limit
     assert res.returncode == 0, res.stderr[-3000:]

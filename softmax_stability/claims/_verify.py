@@ -39,7 +39,7 @@ from softmax_stability.claims._registry import Claim, Mutant, RatioFn, all_claim
 __all__ = ["ClaimResult", "MutantResult", "verify_claim", "verify_mutant", "verify_claim_and_mutants",
            "verify", "claim_mutants",
            "oriented_ratio", "default_verify_workers", "format_table", "shard_batch", "load_proof_status",
-           "CONSTANT_STEP", "IDENTITY_PERTURBATION"]
+           "CONSTANT_STEP", "IDENTITY_PERTURBATION", "SETTINGS"]
 
 CONSTANT_STEP = 0.02  # the automatic constant mutants of a sharp claim: bound x (1 -+ 2%)
 IDENTITY_PERTURBATION = 1e-6  # the automatic mutant of an identity: formula x (1 + 1e-6)
@@ -76,6 +76,9 @@ class ClaimResult:
     regimes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     # filled by verify(..., mutants=True): one MutantResult.to_json() per mutant
     mutants: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # searches (adversary, tight regimes) not run because an earlier stage had already failed
+    # (stop_at_failure: a mutant's verification at quick settings)
+    searches_skipped: int = 0
 
     @property
     def mutants_killed(self) -> int:
@@ -184,27 +187,67 @@ def _fingerprint(batch: dict[str, Any]) -> bytes:
     return h.digest()
 
 
-def _evaluate(claim: Claim, batches: Iterable[dict[str, Any]], memo: dict[bytes, np.ndarray] | None = None):
-    """(batch, bound, measure) per batch. ``memo`` maps a batch's fingerprint to its measured values:
-    a mutant (same measure, other bound) verified after its claim re-measures only the instances
-    its own searches found, and compiles only its bound for the rest."""
+class _Memo:
+    """What a claim's verification shares with its mutants' (:func:`verify_claim_and_mutants`).
+
+    ``measures`` maps a batch's fingerprint to its measured values; ``bounds`` maps (fingerprint,
+    bound function) to that bound's values. The claim's programs compute, besides its own bound and
+    measure, the bound of every mutant in ``extra_bounds``: one compiled program per batch shape
+    instead of one per shape and mutant, and a mutant meeting the same instances (the random ones,
+    constructed regimes) computes nothing anew."""
+
+    def __init__(self, extra_bounds: Sequence[Callable] = ()):
+        self.measures: dict[bytes, np.ndarray] = {}
+        self.bounds: dict[tuple[bytes, int], np.ndarray] = {}
+        self.extra_bounds = tuple(extra_bounds)  # held, so that their ids stay theirs
+
+
+def _evaluate(claim: Claim, batches: Iterable[dict[str, Any]], memo: _Memo | None = None):
+    """(batch, bound, measure) per batch. With a ``memo`` (:class:`_Memo`), values already computed
+    for a batch with the same fingerprint are reused: a mutant (same measure, other bound) verified
+    after its claim re-measures only the instances its own searches found."""
     opts = verifier_compiler_options()
-    # bound and measure in one program: half the compilations, which dominate on CPU
-    both = jax.jit(jax.vmap(lambda prm: (jnp.asarray(claim.bound(prm)), jnp.asarray(claim.measure(prm)))),
-                   compiler_options=opts)
+    extra = [f for f in memo.extra_bounds if f is not claim.bound] if memo is not None else []
+
+    def with_extra(prm):
+        # bound and measure in one program: half the compilations, which dominate on CPU
+        return (jnp.asarray(claim.bound(prm)), jnp.asarray(claim.measure(prm)),
+                tuple(jnp.asarray(f(prm)) for f in extra))
+
+    def compile_both():
+        return jax.jit(jax.vmap(with_extra), compiler_options=opts)
+
+    both = compile_both()
     bound_only = jax.jit(jax.vmap(lambda prm: jnp.asarray(claim.bound(prm))), compiler_options=opts)
+
+    def flat(x):
+        return _to_host(x).astype(np.float64).reshape(-1)
+
     out = []
     for batch in batches:
         batch = shard_batch({k: jnp.asarray(v) for k, v in batch.items()})
         fp = _fingerprint(batch) if memo is not None else None
-        if fp is not None and fp in memo:
-            b, m = bound_only(batch), memo[fp]
+        if fp is not None and fp in memo.measures:
+            m = memo.measures[fp]
+            b = memo.bounds.get((fp, id(claim.bound)))
+            if b is None:
+                b = memo.bounds[fp, id(claim.bound)] = flat(bound_only(batch))
         else:
-            b, m = both(batch)
-        b = _to_host(b).astype(np.float64).reshape(-1)
-        m = _to_host(m).astype(np.float64).reshape(-1)
-        if fp is not None:
-            memo[fp] = m
+            try:
+                b, m, bx = both(batch)
+            except Exception:
+                if not extra:
+                    raise
+                # a broken mutant bound must not break its claim: it fails in its own verification
+                extra = []
+                both = compile_both()
+                b, m, bx = both(batch)
+            b, m = flat(b), flat(m)
+            if fp is not None:
+                memo.measures[fp] = m
+                memo.bounds[fp, id(claim.bound)] = b
+                for f, v in zip(extra, bx):
+                    memo.bounds[fp, id(f)] = flat(v)
         if b.shape != m.shape:
             raise ValueError(f"bound and measure shapes differ: {b.shape} vs {m.shape}")
         out.append((batch, b, m))
@@ -226,6 +269,17 @@ def _ratios_and_violations(claim: Claim, b: np.ndarray, m: np.ndarray):
     # NaN on either side is a failure, never silently a pass
     excess = np.where(np.isnan(m) | np.isnan(b), np.inf, excess)
     return ratio, excess
+
+
+def _fails(claim: Claim, evals) -> bool:
+    """Whether any instance of ``evals`` (from :func:`_evaluate`) is beyond the claim's tolerance."""
+    return any(bool(np.any(_ratios_and_violations(claim, b, m)[1] > 0)) for _, b, m in evals)
+
+
+def _reached(claim: Claim, evals) -> bool:
+    """Whether a tight regime's instances reach the claim's sharpness threshold."""
+    rs = [_ratios_and_violations(claim, b, m)[0] for _, b, m in evals]
+    return bool(rs) and bool(np.nanmax(np.concatenate(rs)) >= claim.sharp_threshold)
 
 
 def _instance(batch: dict[str, Any], i: int) -> dict[str, Any]:
@@ -273,8 +327,8 @@ def _error_result(claim: Claim, pstatus: str, seconds: float, error: str) -> Cla
 
 
 def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
-                 proof_status: dict[str, str] | None = None,
-                 _memo: dict[bytes, np.ndarray] | None = None) -> ClaimResult:
+                 proof_status: dict[str, str] | None = None, stop_at_failure: bool = False,
+                 _memo: _Memo | None = None) -> ClaimResult:
     """Evaluate one claim, in float64 whatever the caller's ``jax_enable_x64`` (the setting is
     restored afterwards). Never raises for a claim's own failure: the result says ERROR.
 
@@ -282,27 +336,50 @@ def verify_claim(claim: Claim, *, seed: int = 0, adversary: bool = True,
     sharp claim is sharp when every tight regime reaches ``claim.sharp_threshold`` (a sharp claim
     without regimes falls back to the global maximum). With ``adversary=False`` neither the
     adversary nor the regimes run, and sharpness is not judged (``sharp_reached=None``).
+
+    With ``stop_at_failure=True`` the searches run only until the verdict is certain not to be
+    "pass": the random instances, then each tight regime, then the adversary, stopping at the first
+    instance beyond tolerance or regime short of the threshold (the rest are counted in
+    ``searches_skipped``). Whether the result passes is the same as without (each stage draws from
+    its own key); the counts, the maximum ratio and the worst instance cover what ran. This is how a
+    mutant is judged at ``settings="quick"`` (:func:`verify`).
     """
     with jax.enable_x64(True):
         return _verify_claim_x64(claim, seed=seed, adversary=adversary, proof_status=proof_status,
-                                 memo=_memo)
+                                 stop_at_failure=stop_at_failure, memo=_memo)
 
 
 def _verify_claim_x64(claim: Claim, *, seed: int, adversary: bool,
-                      proof_status: dict[str, str] | None, memo=None) -> ClaimResult:
+                      proof_status: dict[str, str] | None, stop_at_failure: bool = False,
+                      memo: _Memo | None = None) -> ClaimResult:
     t0 = time.perf_counter()
     key = _claim_key(seed, claim.id)
     k_sample, k_adv, k_reg = jax.random.split(key, 3)
     pstatus = _proof_status_of(claim, proof_status)
     try:
         ratio_fn = oriented_ratio(claim)
-        rand = _evaluate(claim, claim.sample(k_sample), memo)
-        adv = _evaluate(claim, claim.adversary(k_adv, ratio_fn), memo) if (adversary and claim.adversary) else []
-        reg = []
-        if adversary and claim.sharp:
-            for i, regime in enumerate(claim.tight_regimes):
-                reg.append((regime, _evaluate(claim, regime.instances(jax.random.fold_in(k_reg, i), ratio_fn),
-                                              memo)))
+        rand, adv, reg = _evaluate(claim, claim.sample(k_sample), memo), [], []
+        # the searches, in the order of a failure's likely finder when stop_at_failure: the tight
+        # regimes (a looser bound shows there), then the adversary
+        run_adv = adversary and claim.adversary is not None
+        run_reg = adversary and claim.sharp
+        stages = [("regime", i) for i in range(len(claim.tight_regimes)) if run_reg] + [("adv", 0)] * run_adv
+        if not stop_at_failure:
+            stages.sort(key=lambda st: st[0] != "adv")  # the adversary first, as reported
+        skipped = 0
+        failed = stop_at_failure and _fails(claim, rand)
+        for n_done, (what, i) in enumerate(stages):
+            if failed:
+                skipped = len(stages) - n_done
+                break
+            if what == "adv":
+                adv = _evaluate(claim, claim.adversary(k_adv, ratio_fn), memo)
+                failed = stop_at_failure and _fails(claim, adv)
+            else:
+                regime = claim.tight_regimes[i]
+                ev = _evaluate(claim, regime.instances(jax.random.fold_in(k_reg, i), ratio_fn), memo)
+                reg.append((regime, ev))
+                failed = stop_at_failure and (_fails(claim, ev) or not _reached(claim, ev))
         ratios, excesses, worst = [], [], (-np.inf, None)
         for batch, b, m in rand + adv + [t for _, ev in reg for t in ev]:
             r, e = _ratios_and_violations(claim, b, m)
@@ -326,7 +403,7 @@ def _verify_claim_x64(claim: Claim, *, seed: int, adversary: bool,
                     "instances": int(sum(b.size for _, b, _ in ev)), "max_ratio": max_of(ev),
                     "reached": bool(max_of(ev) >= claim.sharp_threshold)} for rg, ev in reg]
         sharp_reached = None
-        if claim.sharp and adversary:
+        if claim.sharp and adversary and not (skipped and n_viol):
             sharp_reached = (all(r["reached"] for r in regimes) if regimes
                              else bool(max_ratio >= claim.sharp_threshold))
         if n_viol:
@@ -345,7 +422,7 @@ def _verify_claim_x64(claim: Claim, *, seed: int, adversary: bool,
             sharp_reached=sharp_reached, adversary_max_ratio=adv_max, proof=claim.proof,
             proof_status=pstatus, numeric_only_reason=claim.numeric_only_reason, verdict=verdict,
             seconds=time.perf_counter() - t0, ratios=[float(x) for x in keep],
-            worst_instance=worst[1] if n_viol else None, regimes=regimes,
+            worst_instance=worst[1] if n_viol else None, regimes=regimes, searches_skipped=skipped,
         )
     except Exception as err:  # a broken claim is reported, and makes verify fail
         return _error_result(claim, pstatus, time.perf_counter() - t0, f"{type(err).__name__}: {err}")
@@ -384,15 +461,20 @@ def _mutant_by_name(claim: Claim, name: str) -> Mutant:
     raise KeyError(f"claim {claim.id} has no mutant {name!r}")
 
 
-def verify_mutant(claim: Claim, mutant: Mutant | str, *, seed: int = 0,
-                  _memo: dict[bytes, np.ndarray] | None = None) -> MutantResult:
+def verify_mutant(claim: Claim, mutant: Mutant | str, *, seed: int = 0, settings: str = "full",
+                  _memo: _Memo | None = None) -> MutantResult:
     """Verify ``claim`` with its bound replaced by ``mutant.bound`` (same instances, same seed; the
     adversary and the regimes search the mutated ratio). Killed when the verdict is VIOLATED or
-    NOT SHARP; a surviving mutant's ``reason`` says what the verifier saw."""
+    NOT SHARP; a surviving mutant's ``reason`` says what the verifier saw.
+
+    ``settings="quick"`` stops at the first stage that kills the mutant (``verify_claim(...,
+    stop_at_failure=True)``): killed or not exactly as at ``"full"``, at a fraction of the cost,
+    since most mutants fall to the random instances or to their first regime."""
+    _check_settings(settings)
     if isinstance(mutant, str):
         mutant = _mutant_by_name(claim, mutant)
     mutated = dataclasses.replace(claim, bound=mutant.bound, mutants=())
-    r = verify_claim(mutated, seed=seed, adversary=True, _memo=_memo)
+    r = verify_claim(mutated, seed=seed, adversary=True, stop_at_failure=settings == "quick", _memo=_memo)
     killed = r.verdict in ("VIOLATED", "NOT SHARP")
     if killed:
         how = (f"{r.violations} instance(s) beyond tolerance, max ratio {r.max_ratio:.6g}"
@@ -400,7 +482,8 @@ def verify_mutant(claim: Claim, mutant: Mutant | str, *, seed: int = 0,
                ("not reached in " + ", ".join(f"{g['name']} (max {g['max_ratio']:.6g})"
                                               for g in r.regimes if not g["reached"])
                 if r.regimes else f"max ratio {r.max_ratio:.6g} below the sharpness threshold"))
-        reason = f"{r.verdict}: {how}"
+        reason = f"{r.verdict}: {how}" + (f" (quick settings: {r.searches_skipped} later search(es) not run)"
+                                          if r.searches_skipped else "")
     elif r.verdict == "ERROR":
         reason = f"ERROR: {r.error}"
     else:
@@ -442,31 +525,46 @@ def _start_and_run(fn: Callable[..., ClaimResult], claim_id: str, *args) -> Clai
 
 
 def verify_claim_and_mutants(claim: Claim, *, seed: int = 0,
-                             proof_status: dict[str, str] | None = None) -> ClaimResult:
+                             proof_status: dict[str, str] | None = None,
+                             settings: str = "full") -> ClaimResult:
     """:func:`verify_claim`, then every mutant of the claim (:func:`claim_mutants`) on the same
     seed, their results in the claim's ``mutants``. The mutants share the claim's measured values
-    wherever they meet the same instances (the random ones, constructed regimes): only a mutant's
-    bound, and the instances its own searches find, are computed anew."""
-    memo: dict[bytes, np.ndarray] = {}
+    wherever they meet the same instances (the random ones, constructed regimes), and the claim's
+    programs compute every mutant's bound there too: only the instances a mutant's own searches
+    find are computed anew. ``settings``: see :func:`verify_mutant` (the claim itself always runs
+    in full)."""
+    _check_settings(settings)
+    muts = claim_mutants(claim)
+    memo = _Memo([m.bound for m in muts])
     r = verify_claim(claim, seed=seed, adversary=True, proof_status=proof_status, _memo=memo)
-    r.mutants = [verify_mutant(claim, m, seed=seed, _memo=memo).to_json() for m in claim_mutants(claim)]
+    r.mutants = [verify_mutant(claim, m, seed=seed, settings=settings, _memo=memo).to_json() for m in muts]
     return r
 
 
+SETTINGS = ("full", "quick")
+
+
+def _check_settings(settings) -> None:
+    if settings not in SETTINGS:
+        raise ValueError(f"settings must be one of {SETTINGS}, got {settings!r}")
+
+
 def _run_task(claim_id: str, seed: int, adversary: bool, proof_status: dict[str, str] | None,
-              mutants: bool = False) -> ClaimResult:
+              mutants: bool = False, settings: str = "full") -> ClaimResult:
     if mutants:
-        return verify_claim_and_mutants(get(claim_id), seed=seed, proof_status=proof_status)
+        return verify_claim_and_mutants(get(claim_id), seed=seed, proof_status=proof_status,
+                                        settings=settings)
     return verify_claim(get(claim_id), seed=seed, adversary=adversary, proof_status=proof_status)
 
 
 def _verify_one_in_worker(claim_id: str, seed: int, adversary: bool,
-                          proof_status: dict[str, str] | None, mutants: bool = False) -> ClaimResult:
+                          proof_status: dict[str, str] | None, mutants: bool = False,
+                          settings: str = "full") -> ClaimResult:
     """One claim (and, with ``mutants``, all its mutants) in a worker process (module level so that
     ``spawn`` can pickle it)."""
     load_families()
 
-    return _run_task(claim_id, seed, adversary, proof_status, mutants)
+    return _run_task(claim_id, seed, adversary, proof_status, mutants, settings)
 
 
 def default_verify_workers(n_claims: int) -> int:
@@ -484,13 +582,16 @@ def default_verify_workers(n_claims: int) -> int:
 def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool = True,
            proof_status: dict[str, str] | None = None, progress: bool = True,
            workers: int | None = None, stall_timeout: float = 900.0,
-           mutants: bool = False) -> list[ClaimResult]:
+           mutants: bool = False, settings: str = "full") -> list[ClaimResult]:
     """Verify the claims with the given ids (all registered claims by default), in float64.
 
     With ``mutants=True`` every mutant of every claim (:func:`claim_mutants`) is verified too, in the
     claim's own task (:func:`verify_claim_and_mutants`, so measured values are shared), and its
     :class:`MutantResult` lands in the claim's ``mutants`` list (``mutants_killed`` of
     ``len(mutants)``). ``stall_timeout`` then bounds a claim together with its mutants.
+    ``settings="quick"`` (the test suite's) judges each mutant only until it is killed
+    (:func:`verify_mutant`): the same mutants are killed as at ``"full"`` (``make run``'s), whose
+    reports count every search's instances.
 
     Claims run in ``workers`` separate processes (default :func:`default_verify_workers`; ``1``
     runs them in order in this process). Each claim draws from its own key, so the results do not
@@ -512,6 +613,7 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
     jax.config.update("jax_enable_x64", True)
     load_families()
 
+    _check_settings(settings)
     claims = [get(i) for i in ids] if ids else all_claims()
     if mutants and not adversary:
         raise ValueError("mutants=True needs adversary=True: mutants are judged on the searches and regimes")
@@ -535,14 +637,14 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
 
     try:
         if workers == 1 or len(claims) <= 1:
-            return [done(_run_task(c.id, seed, adversary, proof_status, mutants)) for c in claims]
+            return [done(_run_task(c.id, seed, adversary, proof_status, mutants, settings)) for c in claims]
         if not (isinstance(stall_timeout, (int, float)) and stall_timeout > 0):
             raise ValueError(f"stall_timeout must be a number of seconds > 0, got {stall_timeout!r}")
         by_id: dict[str, ClaimResult] = {}
         pending = list(claims)
         for attempt in (1, 2):
             pending, why = _run_in_workers(pending, min(workers, len(pending)),
-                                           (seed, adversary, proof_status, mutants), stall_timeout,
+                                           (seed, adversary, proof_status, mutants, settings), stall_timeout,
                                            lambda r: by_id.__setitem__(r.id, done(r)))
             if not pending:
                 break
