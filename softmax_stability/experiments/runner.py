@@ -43,10 +43,10 @@ from softmax_stability._checks import check_int_in_range
 from softmax_stability._io import atomic_write_bytes, atomic_write_json, ensure_writable_dir
 from softmax_stability.experiments import tasks as tasks_mod
 from softmax_stability.experiments.sf_model import ACTIVATIONS, MODEL_VERSION, ModelConfig, apply, init_params
-from softmax_stability.experiments.training import TrainConfig, Trainer
+from softmax_stability.experiments.training import TrainConfig, Trainer, make_optimizer
 from softmax_stability.experiments.variants import padded_length, parse_variant
 
-__all__ = ["RunConfig", "RunResult", "run", "run_many", "default_workers", "cache_key", "load_params", "attention_logits",
+__all__ = ["RunConfig", "RunResult", "run", "run_seeds", "run_many", "default_workers", "cache_key", "load_params", "attention_logits",
            "stats_key", "profile_settings", "profile_overrides", "profile_config", "profile_deviations",
            "profile_configs", "epochs_to_accuracy", "convergence_quantiles", "convergence_speedup", "FIG1_VARIANTS", "NNCH_TASKS", "model_config", "RUNNER_VERSION",
            "HISTORY_KEYS", "CorruptCacheWarning"]
@@ -278,6 +278,54 @@ def _read_checkpoint(entry: Path, like_params, like_opt) -> tuple[Any, Any, dict
     return tree[0], tree[1], meta
 
 
+def _open_entry(cfg: RunConfig, cache_dir: str | Path) -> tuple[dict, str, Path, RunResult | None]:
+    """``(resolved config, key, entry dir, finished result or None)``; a corrupt finished entry is
+    reported and removed."""
+    r = cfg.resolved()
+    key = cache_key(cfg)
+    root = ensure_writable_dir(cache_dir, "cache")
+    entry = root / key
+    try:
+        res = _load_finished(entry, key)
+        if res is not None:
+            return r, key, entry, res
+    except ValueError as err:
+        warnings.warn(f"{err}; rerunning", CorruptCacheWarning, stacklevel=3)
+        shutil.rmtree(entry, ignore_errors=True)
+    return r, key, entry, None
+
+
+def _run_data(cfg: RunConfig, r: dict):
+    """``(model config, train config, x_train, y_train, x_val, y_val)`` of a run (padded inputs)."""
+    data = tasks_mod.load_task(r["task"], r["seed"], n_train=r["n_train"], n_val=r["n_val"], length=r["length"])
+    spec = data.spec
+    xt = tasks_mod.prepare_inputs(data.x_train, spec, r["variant"])
+    xv = tasks_mod.prepare_inputs(data.x_val, spec, r["variant"])
+    mc, _ = model_config(cfg, xt.shape[1])
+    tc = TrainConfig(r["lr"], r["lr_decay"], r["batch_size"], r["clip"])
+    return mc, tc, xt, data.y_train, xv, data.y_val
+
+
+def _write_checkpoint(entry: Path, params, opt_state, epoch: int, history: dict) -> None:
+    blob = _tree_to_npz((params, opt_state))
+    atomic_write_bytes(entry / "ckpt.npz", blob)
+    atomic_write_json(entry / "ckpt.json", {"epoch": epoch, "npz_sha256": _sha(blob), "history": history})
+
+
+def _finish(entry: Path, key: str, r: dict, params, mc: ModelConfig, xt: np.ndarray, history: dict) -> RunResult:
+    """Statistics, ``params.npz`` and ``result.json`` of a finished run; the checkpoint removed."""
+    stats = _stats(params, mc, xt, r)
+    pbytes = _tree_to_npz(params)
+    atomic_write_bytes(entry / "params.npz", pbytes)
+    payload = {"key": key, "config": r, "history": history, "stats": stats, "params_sha256": _sha(pbytes),
+               "model_version": MODEL_VERSION, "runner_version": RUNNER_VERSION}
+    atomic_write_json(entry / "result.json", {"sha256": _payload_sha(json.loads(json.dumps(payload))),
+                                              "payload": payload})
+    for f in ("ckpt.npz", "ckpt.json"):
+        (entry / f).unlink(missing_ok=True)
+    return RunResult(r, history, stats, key, False, entry)
+
+
 def run(cfg: RunConfig, cache_dir: str | Path, *, progress: bool = True,
         on_epoch: Callable[[int, dict], None] | None = None) -> RunResult:
     """Train ``cfg`` (or load it from ``cache_dir``), checkpointing after every epoch.
@@ -296,26 +344,12 @@ def run(cfg: RunConfig, cache_dir: str | Path, *, progress: bool = True,
       ValueError: bad configuration (unknown names, ``k`` larger than the sequence), before any work.
       PermissionError: ``cache_dir`` not writable, before any work.
     """
-    r = cfg.resolved()
-    key = cache_key(cfg)
-    root = ensure_writable_dir(cache_dir, "cache")
-    entry = root / key
-    try:
-        res = _load_finished(entry, key)
-        if res is not None:
-            return res
-    except ValueError as err:
-        warnings.warn(f"{err}; rerunning", CorruptCacheWarning, stacklevel=2)
-        shutil.rmtree(entry, ignore_errors=True)
+    r, key, entry, res = _open_entry(cfg, cache_dir)
+    if res is not None:
+        return res
     entry.mkdir(parents=True, exist_ok=True)
-
-    data = tasks_mod.load_task(r["task"], r["seed"], n_train=r["n_train"], n_val=r["n_val"], length=r["length"])
-    spec = data.spec
-    xt = tasks_mod.prepare_inputs(data.x_train, spec, r["variant"])
-    xv = tasks_mod.prepare_inputs(data.x_val, spec, r["variant"])
-    mc, _ = model_config(cfg, xt.shape[1])
-    tc = TrainConfig(r["lr"], r["lr_decay"], r["batch_size"], r["clip"])
-    trainer = Trainer(mc, tc, xt, data.y_train, xv, data.y_val)
+    mc, tc, xt, yt, xv, yv = _run_data(cfg, r)
+    trainer = Trainer(mc, tc, xt, yt, xv, yv)
     base = jax.random.PRNGKey(r["seed"])
     params = _init_jit(jax.random.fold_in(base, 10**6), mc)
     opt_state = trainer.init_opt(params)
@@ -339,23 +373,117 @@ def run(cfg: RunConfig, cache_dir: str | Path, *, progress: bool = True,
         vl, va = trainer.evaluate(params, "val", key=jax.random.fold_in(ekey, 1))
         for k, val in zip(HISTORY_KEYS, (tl, ta, vl, va, secs)):
             history[k].append(float(val))
-        blob = _tree_to_npz((params, opt_state))
-        atomic_write_bytes(entry / "ckpt.npz", blob)
-        atomic_write_json(entry / "ckpt.json", {"epoch": ep + 1, "npz_sha256": _sha(blob), "history": history})
+        _write_checkpoint(entry, params, opt_state, ep + 1, history)
         bar.set_postfix(loss=f"{tl:.3f}", val_acc=f"{va:.3f}")
         if on_epoch is not None:
             on_epoch(ep + 1, {k: history[k][-1] for k in HISTORY_KEYS})
+    return _finish(entry, key, r, params, mc, xt, history)
 
-    stats = _stats(params, mc, xt, r)
-    pbytes = _tree_to_npz(params)
-    atomic_write_bytes(entry / "params.npz", pbytes)
-    payload = {"key": key, "config": r, "history": history, "stats": stats, "params_sha256": _sha(pbytes),
-               "model_version": MODEL_VERSION, "runner_version": RUNNER_VERSION}
-    atomic_write_json(entry / "result.json", {"sha256": _payload_sha(json.loads(json.dumps(payload))),
-                                              "payload": payload})
-    for f in ("ckpt.npz", "ckpt.json"):
-        (entry / f).unlink(missing_ok=True)
-    return RunResult(r, history, stats, key, False, entry)
+
+def _seed_group_key(cfg: RunConfig) -> str:
+    r = cfg.resolved()
+    r.pop("seed")
+    return json.dumps(r, sort_keys=True)
+
+
+def run_seeds(configs: Sequence[RunConfig], cache_dir: str | Path, *, progress: bool = True,
+              devices: Sequence[Any] | None = None,
+              on_epoch: Callable[[int, list[dict]], None] | None = None) -> list[RunResult]:
+    """Train the seeds of one configuration together (:class:`~softmax_stability.experiments.
+    multiseed.MultiSeedTrainer`: one jitted program, the seeds vmapped), with :func:`run`'s cache.
+
+    Each seed is an ordinary single-run entry of the cache: it is loaded if finished (and then not
+    trained), checkpointed after every epoch in its own ``ckpt.npz``/``ckpt.json`` and finished
+    with its own ``result.json`` -- the files :func:`run` writes, with the same keys (``PRNGKey(seed)``
+    folded with the epoch, the initialisation key ``fold_in(., 10**6)``), so :func:`run` finds the
+    entries this writes and the other way round, and an interrupted batch resumes from the seeds'
+    checkpoints. Seeds whose checkpoints stand at different epochs, or whose padded inputs differ
+    in length (ListOps), are trained as separate batches. ``history["epoch_seconds"]`` is the
+    batch's epoch time divided by its number of seeds (each seed's share).
+
+    Args:
+      configs: runs that differ only in ``seed`` (ValueError otherwise), distinct seeds.
+      cache_dir: as :func:`run`.
+      progress: a ``tqdm`` bar over epochs.
+      devices: ``None`` (the default device) or devices to split the seeds across.
+      on_epoch: called as ``on_epoch(epoch, records)`` after each epoch's checkpoints are written,
+        ``records`` one dict per seed of the batch (:data:`HISTORY_KEYS` and ``"seed"``).
+
+    Returns:
+      The results in the order of ``configs``.
+
+    Example:
+      >>> import tempfile
+      >>> tiny = dict(task="even_pairs", epochs=1, n_train=20, n_val=5, length=6, d=8, d_mlp=8,
+      ...             blocks=1, stats_k=3, stats_batches=1, stats_batch_size=5)
+      >>> res = run_seeds([RunConfig(seed=s, **tiny) for s in (0, 1)], tempfile.mkdtemp(), progress=False)
+      >>> [r.config["seed"] for r in res], res[1].key == cache_key(RunConfig(seed=1, **tiny))
+      ([0, 1], True)
+    """
+    from softmax_stability.experiments.multiseed import MultiSeedTrainer, stack_trees, unstack_tree
+
+    configs = list(configs)
+    if not configs:
+        raise ValueError("configs must be a non-empty sequence of RunConfig")
+    groups = {_seed_group_key(c) for c in configs}
+    if len(groups) != 1:
+        raise ValueError("configs must differ only in seed (run_many groups a grid by configuration)")
+    seeds = [c.resolved()["seed"] for c in configs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"configs must have distinct seeds, got {seeds}")
+    out: list[RunResult | None] = [None] * len(configs)
+    todo = []  # (index, r, key, entry, model cfg, train cfg, data, params, opt_state, history, start)
+    for i, cfg in enumerate(configs):
+        r, key, entry, res = _open_entry(cfg, cache_dir)
+        if res is not None:
+            out[i] = res
+            continue
+        entry.mkdir(parents=True, exist_ok=True)
+        mc, tc, xt, yt, xv, yv = _run_data(cfg, r)
+        params = _init_jit(jax.random.fold_in(jax.random.PRNGKey(r["seed"]), 10**6), mc)
+        opt_state = make_optimizer(tc, -(-xt.shape[0] // tc.batch_size)).init(params)
+        history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+        start = 0
+        ck = _read_checkpoint(entry, params, opt_state)
+        if ck is not None:
+            params, opt_state, meta = ck
+            history, start = meta["history"], int(meta["epoch"])
+        todo.append(dict(i=i, r=r, key=key, entry=entry, mc=mc, tc=tc, data=(xt, yt, xv, yv), params=params,
+                         opt=opt_state, history=history, start=start))
+    batches: dict[tuple, list[dict]] = {}
+    for t in todo:  # one program per (start epoch, input shape)
+        batches.setdefault((t["start"], t["mc"], t["data"][0].shape, t["data"][2].shape), []).append(t)
+
+    from tqdm.auto import tqdm
+    import time
+
+    for (start, mc, _, _), batch in batches.items():
+        r0, S = batch[0]["r"], len(batch)
+        xt, yt, xv, yv = (np.stack([t["data"][j] for t in batch]) for j in range(4))
+        trainer = MultiSeedTrainer(mc, batch[0]["tc"], xt, yt, xv, yv, devices=devices)
+        params = stack_trees([t["params"] for t in batch])
+        opt_state = stack_trees([t["opt"] for t in batch])
+        bases = [jax.random.PRNGKey(t["r"]["seed"]) for t in batch]
+        bar = tqdm(range(start, r0["epochs"]), initial=start, total=r0["epochs"], leave=False,
+                   desc=f"{r0['task']} {r0['variant']} {S} seeds", disable=not progress)
+        for ep in bar:
+            ekeys = jnp.stack([jax.random.fold_in(b, ep) for b in bases])
+            t0 = time.perf_counter()
+            params, opt_state, (tl, ta) = trainer.epoch(params, opt_state, ekeys)
+            secs = (time.perf_counter() - t0) / S
+            vl, va = trainer.evaluate(params, "val", jax.vmap(lambda k: jax.random.fold_in(k, 1))(ekeys))
+            ps, os_ = unstack_tree(params), unstack_tree(opt_state)
+            for j, t in enumerate(batch):
+                for k, val in zip(HISTORY_KEYS, (tl[j], ta[j], vl[j], va[j], secs)):
+                    t["history"][k].append(float(val))
+                _write_checkpoint(t["entry"], ps[j], os_[j], ep + 1, t["history"])
+            bar.set_postfix(loss=f"{float(np.median(tl)):.3f}", val_acc=f"{float(np.median(va)):.3f}")
+            if on_epoch is not None:
+                on_epoch(ep + 1, [{"seed": t["r"]["seed"], **{k: t["history"][k][-1] for k in HISTORY_KEYS}}
+                                  for t in batch])
+        for t, p in zip(batch, unstack_tree(params)):
+            out[t["i"]] = _finish(t["entry"], t["key"], t["r"], p, mc, t["data"][0], t["history"])
+    return out  # type: ignore[return-value]
 
 
 def default_workers(devices: Sequence[Any] | None = None) -> int:
@@ -372,7 +500,8 @@ def default_workers(devices: Sequence[Any] | None = None) -> int:
 
 
 def run_many(configs: Iterable[RunConfig], cache_dir: str | Path, *, progress: bool = True,
-             workers: int | None = None, devices: Sequence[Any] | None = None) -> list[RunResult]:
+             workers: int | None = None, devices: Sequence[Any] | None = None,
+             seed_batch: bool = False) -> list[RunResult]:
     """:func:`run` over a grid of configurations, spread over the local devices.
 
     Runs are independent, so the grid is split by run rather than by array: ``workers`` threads
@@ -389,6 +518,10 @@ def run_many(configs: Iterable[RunConfig], cache_dir: str | Path, *, progress: b
       progress: one bar over runs (per-epoch bars too when ``workers == 1``).
       workers: concurrent runs (default :func:`default_workers`).
       devices: where to run (default ``jax.local_devices()``).
+      seed_batch: train the seeds of each configuration together (:func:`run_seeds`, one
+        program per configuration, seeds vmapped) instead of run by run. Then ``workers``
+        configurations train at once, each on one device; with ``workers=1`` each configuration's
+        seeds are split across all ``devices``. The cache entries are those of single runs.
 
     Returns:
       The results in the order of ``configs``.
@@ -405,6 +538,35 @@ def run_many(configs: Iterable[RunConfig], cache_dir: str | Path, *, progress: b
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(configs), desc="SF runs", unit="run", disable=not progress or len(configs) < 2)
+    if seed_batch:
+        groups: dict[str, list[int]] = {}
+        for i, c in enumerate(configs):
+            groups.setdefault(_seed_group_key(c), []).append(i)
+        glist = list(groups.values())
+        workers = max(1, min(workers, len(glist)))
+
+        def one_group(j: int) -> list[RunResult]:
+            devs = devices if workers == 1 else [devices[j % len(devices)]]
+            res = run_seeds([configs[i] for i in glist[j]], cache_dir, progress=progress and workers == 1,
+                            devices=devs)
+            bar.update(len(res))
+            return res
+
+        try:
+            if workers == 1:
+                done = [one_group(j) for j in range(len(glist))]
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sf-seeds") as pool:
+                    done = list(pool.map(one_group, range(len(glist))))
+        finally:
+            bar.close()
+        out: list[Any] = [None] * len(configs)
+        for idx, res in zip(glist, done):
+            for i, rr in zip(idx, res):
+                out[i] = rr
+        return out
 
     def one(i: int) -> RunResult:
         with jax.default_device(devices[i % len(devices)]):
