@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--quick", dest="profile", action="store_const", const="quick", help="small sizes (default)")
     g.add_argument("--full", dest="profile", action="store_const", const="full", help="the papers' sizes")
-    ap.add_argument("--profile", dest="profile", choices=["smoke", "quick", "full"])
+    ap.add_argument("--profile", dest="profile", choices=["smoke", "quick", "medium", "full"])
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default figures/out)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--list", action="store_true", help="list the figures and exit")

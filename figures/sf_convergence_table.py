@@ -36,6 +36,7 @@ def make(ctx: FigureContext) -> None:
                     "\"< x\" an upper bound.", "",
                     "| task | variant | reached | median epochs | 25-75% | speed-up vs FULL |",
                     "|---|---|---|---|---|---|"]
+    outcomes = []
     for t in s["tasks"]:
         q = {}
         horizon = max(len(r.history["train_acc"]) for v in s["variants"] for r in runs[(t, v)])
@@ -51,6 +52,9 @@ def make(ctx: FigureContext) -> None:
             fmt = (lambda x: f"> {horizon}" if math.isinf(x) else f"{x:g}")
             sps = {"exact": f"{sp:.2f}x", "lower": f"> {sp:.2f}x", "upper": f"< {sp:.2f}x"}.get(kind, "—")
             md.append(f"| {t} | {v} | {row[2]}/{row[3]} | {fmt(row[4])} | {fmt(row[5])}–{fmt(row[6])} | {sps} |")
+        if "FULL" in q:
+            outcomes.append("- " + runner.convergence_outcome(t, {v: q[v][1] for v in s["variants"]}, horizon))
     ctx.save_csv(["task", "variant", "seeds_reached", "seeds", "median_epochs", "q25_epochs", "q75_epochs",
                   "speedup_vs_full", "speedup_kind", "epochs_run"], rows)
+    md += ["", "Outcome per task (median epochs, censored as above):", ""] + outcomes
     ctx.save_markdown("\n".join(md) + "\n")

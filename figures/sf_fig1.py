@@ -20,7 +20,7 @@ import numpy as np
 from figures._common import FigureContext, figure
 
 COLORS = {"FULL": "black", "BAND(5)": "tab:blue", "BAND(5):1": "tab:cyan", "BLOC(5)": "tab:orange",
-          "BLOC(5):1": "tab:olive", "TOPK(5)": "mediumaquamarine"}
+          "BLOC(5):1": "tab:olive", "TOPK(5)": "mediumaquamarine", "RND(5)": "tab:red"}
 MOST = 0.75  # "most late epochs": the share of the second half that must agree
 
 
@@ -32,7 +32,7 @@ def collect_runs(ctx: FigureContext):
     cfgs = runner.profile_configs(ctx.profile)
     ctx.params.update(tasks=list(s["tasks"]), variants=list(s["variants"]), seeds=list(s["seeds"]),
                       overrides=s["overrides"], task_overrides=s["task_overrides"], cache="sf_runs")
-    results = runner.run_many(cfgs, ctx.out_dir / "sf_runs", progress=ctx.show_progress)
+    results = runner.run_many(cfgs, ctx.out_dir / "sf_runs", progress=ctx.show_progress, seed_batch=s["seed_batch"])
     out: dict = {}
     for c, r in zip(cfgs, results):
         out.setdefault((c.task, r.config["variant"]), []).append(r)

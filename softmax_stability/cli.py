@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("names", nargs="*", help=f"one of {', '.join(BENCHMARKS)}")
     sub.add_parser("info", help="devices, JAX version, backend")
     r = sub.add_parser("run", help="the main job: proofs, verify, figures, report")
-    r.add_argument("--profile", default="quick", choices=["quick", "full"])
+    r.add_argument("--profile", default="quick", choices=["quick", "medium", "full"])
     r.add_argument("--out", default=str(DEFAULT_OUT))
     r.add_argument("--seed", type=int, default=0)
     return ap

@@ -26,6 +26,7 @@ corrupt checkpoint is discarded the same way. The PRNG key of epoch ``e`` is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import math
@@ -48,7 +49,8 @@ from softmax_stability.experiments.variants import padded_length, parse_variant
 
 __all__ = ["RunConfig", "RunResult", "run", "run_seeds", "run_many", "default_workers", "cache_key", "load_params", "attention_logits",
            "stats_key", "profile_settings", "profile_overrides", "profile_config", "profile_deviations",
-           "profile_configs", "epochs_to_accuracy", "convergence_quantiles", "convergence_speedup", "FIG1_VARIANTS", "NNCH_TASKS", "model_config", "RUNNER_VERSION",
+           "profile_configs", "profile_runs", "epochs_to_accuracy", "convergence_quantiles", "convergence_speedup", "FIG1_VARIANTS", "MEDIUM_VARIANTS", "MEDIUM_EPOCHS", "PROFILES", "NNCH_TASKS",
+           "convergence_outcome", "model_config", "RUNNER_VERSION",
            "HISTORY_KEYS", "CorruptCacheWarning"]
 
 RUNNER_VERSION = "sf-runner-1"  # bump when what a run records changes (part of the cache key)
@@ -77,6 +79,7 @@ class RunConfig:
     n_train: int = 5000
     n_val: int = 2000
     length: int | None = None
+    min_length: int | None = None  # ListOps only: exclusive lower length bound (None: the task's 500)
     d: int = 64
     d_mlp: int = 64
     heads: int = 1
@@ -107,6 +110,17 @@ class RunConfig:
             check_int_in_range(out[f], f, 0)
         for f in ("epochs", "n_train", "n_val", "length", "stats_k", "stats_batches", "stats_batch_size"):
             check_int_in_range(out[f], f, 1)
+        if out["min_length"] is not None:
+            if self.task != "listops":
+                raise ValueError(f"min_length applies to listops only, got min_length={out['min_length']!r} "
+                                 f"for {self.task}")
+            check_int_in_range(out["min_length"], "min_length", 0)
+            if out["min_length"] + 1 >= out["length"]:
+                raise ValueError(f"listops needs min_length + 1 < length (exclusive bounds), got "
+                                 f"min_length={out['min_length']}, length={out['length']}")
+        elif self.task == "listops" and out["length"] <= 501:
+            raise ValueError(f"listops with length={out['length']} needs min_length < length - 1 "
+                             f"(the default lower bound is 500)")
         n = out["length"] if self.task != "listops" else out["length"] - 1  # ListOps: exclusive bound
         if v.k is not None and v.k > n:
             raise ValueError(f"mask size k={v.k} of {v.name} is larger than the sequence length {n}; "
@@ -119,8 +133,10 @@ class RunConfig:
 
 def cache_key(cfg: RunConfig) -> str:
     """SHA-256 (hex, 24 chars) of the resolved configuration and the code versions."""
-    blob = json.dumps({"cfg": cfg.resolved(), "model": MODEL_VERSION, "runner": RUNNER_VERSION},
-                      sort_keys=True)
+    r = cfg.resolved()
+    if r["min_length"] is None:  # added later: absent from the keys of every run that does not set it
+        del r["min_length"]
+    blob = json.dumps({"cfg": r, "model": MODEL_VERSION, "runner": RUNNER_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -295,9 +311,15 @@ def _open_entry(cfg: RunConfig, cache_dir: str | Path) -> tuple[dict, str, Path,
     return r, key, entry, None
 
 
+@functools.lru_cache(maxsize=16)
+def _load_task(task: str, seed: int, n_train: int, n_val: int, length: int, min_length: int | None):
+    # the variants of a task share its data: generated once per process (ListOps takes seconds)
+    return tasks_mod.load_task(task, seed, n_train=n_train, n_val=n_val, length=length, min_length=min_length)
+
+
 def _run_data(cfg: RunConfig, r: dict):
     """``(model config, train config, x_train, y_train, x_val, y_val)`` of a run (padded inputs)."""
-    data = tasks_mod.load_task(r["task"], r["seed"], n_train=r["n_train"], n_val=r["n_val"], length=r["length"])
+    data = _load_task(r["task"], r["seed"], r["n_train"], r["n_val"], r["length"], r.get("min_length"))
     spec = data.spec
     xt = tasks_mod.prepare_inputs(data.x_train, spec, r["variant"])
     xv = tasks_mod.prepare_inputs(data.x_val, spec, r["variant"])
@@ -589,8 +611,14 @@ def run_many(configs: Iterable[RunConfig], cache_dir: str | Path, *, progress: b
 # profiles shared by the SF figures (sf_fig1, sf_convergence_table, sf_table6_measured)
 
 FIG1_VARIANTS = ("FULL", "BAND(5)", "BAND(5):1", "BLOC(5)", "BLOC(5):1", "TOPK(5)")
+MEDIUM_VARIANTS = FIG1_VARIANTS + ("RND(5)",)
 NNCH_TASKS = ("parity", "even_pairs", "missing_duplicate", "cycle_navigation", "stack_manipulation",
               "modular_arithmetic_brackets", "solve_equation")
+PROFILES = ("smoke", "quick", "medium", "full")
+# medium: epochs per task, chosen so that the whole profile fits 60 minutes on 2 CPU cores
+# (benchmarks/RESULTS.md, "medium profile": one 5-seed batch per task timed, the total estimated)
+MEDIUM_EPOCHS = {"parity": 30, "even_pairs": 25, "missing_duplicate": 50, "cycle_navigation": 30,
+                 "stack_manipulation": 30, "modular_arithmetic_brackets": 30, "solve_equation": 30, "listops": 30}
 
 
 def profile_settings(profile: str) -> dict[str, Any]:
@@ -616,8 +644,17 @@ def profile_settings(profile: str) -> dict[str, Any]:
       beyond 62), so its separation rests on few seeds: with seeds 3-5 instead of 0-2 TOPK(5)'s
       median stayed below FULL's in most late epochs but the 25-75% bands overlapped. Even
       Pairs separates clearly with either seed set.
+    * ``medium``: Fig. 1 and the convergence table on all eight tasks (the seven NNCH tasks and
+      ListOps), the six Fig. 1 variants and RND(5), 5 seeds (0..4), sized for 60 minutes on 2
+      cores: quick's reductions (length 20, 1 block, lr 0.3, 2000/1000 samples), ListOps
+      sequences between 20 and 40 tokens instead of 500 and 600 (``length=40``,
+      ``min_length=20``) and :data:`MEDIUM_EPOCHS`. The seeds of each configuration train as one
+      program (``seed_batch``: :func:`run_seeds`).
     * ``full``: the paper's protocol: 10 seeds (0..9: the authors' seed list is not reproduced),
       5000/2000 samples, every NNCH task and ListOps at the authors' epochs.
+
+    Every profile has ``seed_batch`` (bool): whether :func:`run_many` trains the seeds of a
+    configuration together.
 
     Example:
       >>> profile_settings("quick")["seeds"]
@@ -626,15 +663,23 @@ def profile_settings(profile: str) -> dict[str, Any]:
     if profile == "smoke":
         return {"tasks": ("even_pairs",), "variants": ("FULL", "TOPK(5)"), "seeds": (0, 1),
                 "overrides": dict(epochs=2, n_train=50, n_val=20, length=10, d=8, d_mlp=8, blocks=1,
-                                  stats_batches=1, stats_batch_size=50), "task_overrides": {}}
+                                  stats_batches=1, stats_batch_size=50), "task_overrides": {},
+                "seed_batch": False}
     if profile == "quick":
         return {"tasks": ("even_pairs", "missing_duplicate"), "variants": FIG1_VARIANTS, "seeds": (0, 1, 2),
                 "overrides": dict(n_train=2000, n_val=1000, length=20, blocks=1, lr=0.3),
-                "task_overrides": {"even_pairs": dict(epochs=25), "missing_duplicate": dict(epochs=62)}}
+                "task_overrides": {"even_pairs": dict(epochs=25), "missing_duplicate": dict(epochs=62)},
+                "seed_batch": False}
+    if profile == "medium":
+        return {"tasks": NNCH_TASKS + ("listops",), "variants": MEDIUM_VARIANTS, "seeds": tuple(range(5)),
+                "overrides": dict(n_train=2000, n_val=1000, length=20, blocks=1, lr=0.3),
+                "task_overrides": {t: dict(epochs=e, **(dict(length=40, min_length=20) if t == "listops" else {}))
+                                   for t, e in MEDIUM_EPOCHS.items()},
+                "seed_batch": True}
     if profile == "full":
         return {"tasks": NNCH_TASKS + ("listops",), "variants": FIG1_VARIANTS, "seeds": tuple(range(10)),
-                "overrides": {}, "task_overrides": {}}
-    raise ValueError(f"profile must be one of smoke, quick, full; got {profile!r}")
+                "overrides": {}, "task_overrides": {}, "seed_batch": False}
+    raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
 
 
 def profile_overrides(profile: str, task: str) -> dict[str, Any]:
@@ -687,6 +732,8 @@ def profile_deviations(profile: str) -> list[str]:
         ours = {t: ov[k] for t, ov in per_task.items() if k in ov}
         if k in _SPEC_FIELDS:
             theirs = {t: getattr(tasks_mod.get_task(t), k) for t in ours}
+        elif k == "min_length":
+            theirs = {t: 500 for t in ours}  # tasks.generate's ListOps default
         else:
             theirs = {t: defaults[k] for t in ours}
         out.append(f"{k} = {joined(ours)} (authors: {joined(theirs)})")
@@ -709,6 +756,18 @@ def profile_configs(profile: str, *, tasks: Sequence[str] | None = None, variant
     s = profile_settings(profile)
     return [profile_config(profile, t, v, sd, activation)
             for sd in (seeds or s["seeds"]) for t in (tasks or s["tasks"]) for v in (variants or s["variants"])]
+
+
+def profile_runs(profile: str, cache_dir: str | Path, *, progress: bool = True) -> dict[tuple[str, str], list[RunResult]]:
+    """Run (or load) every configuration of ``profile`` (:func:`profile_configs`, with the
+    profile's ``seed_batch``); ``{(task, variant): [RunResult per seed]}``."""
+    s = profile_settings(profile)
+    cfgs = profile_configs(profile)
+    results = run_many(cfgs, cache_dir, progress=progress, seed_batch=s["seed_batch"])
+    out: dict[tuple[str, str], list[RunResult]] = {}
+    for c, r in zip(cfgs, results):
+        out.setdefault((c.task, r.config["variant"]), []).append(r)
+    return out
 
 
 def epochs_to_accuracy(acc: Sequence[float], threshold: float = 0.95) -> float:
@@ -763,3 +822,49 @@ def convergence_speedup(full_median: float, variant_median: float, epochs_run: i
     if fin_f:
         return full_median / epochs_run, "upper"
     return math.nan, "none"
+
+
+def convergence_outcome(task: str, medians: dict[str, float], epochs_run: int, reference: str = "FULL",
+                        focused: str = "TOPK(5)") -> str:
+    """One sentence on SF's two convergence claims for ``task``, from the median epochs to 95%
+    training accuracy per variant (``inf`` = censored, :func:`convergence_quantiles`): does
+    ``focused`` (input-dependent) converge faster than ``reference``, and are the input-agnostic
+    masks (BAND/BLOC) no faster than it? Speed-ups by :func:`convergence_speedup`.
+
+    Example:
+      >>> convergence_outcome("even_pairs", {"FULL": math.inf, "TOPK(5)": 12.0, "BAND(5)": math.inf}, 25)
+      'even_pairs: TOPK(5) converges faster than FULL (speed-up > 2.08x); BAND/BLOC no faster than FULL (as SF): BAND(5) neither converged.'
+    """
+    if reference not in medians:
+        raise ValueError(f"medians must hold the reference {reference!r}, got {sorted(medians)}")
+    parts = []
+
+    def fmt(sp: float, kind: str) -> str:
+        return {"exact": f"{sp:.2f}x", "lower": f"> {sp:.2f}x", "upper": f"< {sp:.2f}x"}.get(kind, "n/a")
+
+    if focused in medians:
+        sp, kind = convergence_speedup(medians[reference], medians[focused], epochs_run)
+        if kind == "none":
+            verdict = f"neither {focused} nor {reference} reaches 95% within {epochs_run} epochs (undecided)"
+        elif kind == "lower" or (kind == "exact" and sp > 1):
+            verdict = f"{focused} converges faster than {reference} (speed-up {fmt(sp, kind)})"
+        elif kind == "exact" and sp == 1:
+            verdict = f"{focused} converges as fast as {reference} (speed-up 1.00x)"
+        else:
+            verdict = f"{focused} does NOT converge faster than {reference} (speed-up {fmt(sp, kind)})"
+        parts.append(verdict)
+    agn = [v for v in medians if v.startswith(("BAND", "BLOC"))]
+    if agn:
+        faster, rest = [], []
+        for v in agn:
+            sp, kind = convergence_speedup(medians[reference], medians[v], epochs_run)
+            if kind == "lower" or (kind == "exact" and sp > 1):
+                faster.append(f"{v} {fmt(sp, kind)}")
+            else:
+                rest.append(f"{v} " + ("neither converged" if kind == "none" else fmt(sp, kind)))
+        if faster:
+            parts.append("BAND/BLOC faster than FULL for " + ", ".join(faster) + " (SF: no faster; NOT reproduced)"
+                         + (f"; others: {', '.join(rest)}" if rest else ""))
+        else:
+            parts.append("BAND/BLOC no faster than FULL (as SF): " + ", ".join(rest))
+    return f"{task}: " + "; ".join(parts) + "."
