@@ -199,3 +199,66 @@ def test_bad_input():
         runner.run_seeds([base, base], "/nonexistent")
     with pytest.raises(ValueError, match="non-empty"):
         runner.run_seeds([], "/nonexistent")
+
+
+# ------------------------------------------------------------------------------------------------
+# the medium profile (settings only: running it takes most of an hour)
+
+
+def test_medium_profile_settings():
+    from softmax_stability.experiments import tasks as tasks_mod
+
+    s = runner.profile_settings("medium")
+    assert set(s["tasks"]) == set(tasks_mod.TASKS) and len(s["tasks"]) == 8
+    assert s["variants"] == ("FULL", "BAND(5)", "BAND(5):1", "BLOC(5)", "BLOC(5):1", "TOPK(5)", "RND(5)")
+    assert s["seeds"] == (0, 1, 2, 3, 4) and s["seed_batch"] is True
+    assert runner.profile_settings("quick")["seed_batch"] is False
+    cfgs = runner.profile_configs("medium")
+    assert len(cfgs) == 8 * 7 * 5
+    r = runner.profile_config("medium", "listops", "TOPK(5)", 0).resolved()
+    assert (r["length"], r["min_length"], r["epochs"]) == (40, 20, runner.MEDIUM_EPOCHS["listops"])
+    dev = " ".join(runner.profile_deviations("medium"))
+    for word in ("5 seeds", "min_length = 20 (authors: 500)", "length = parity 20,", "listops 40 (authors: parity 40,"):
+        assert word in dev, word
+    with pytest.raises(ValueError, match="smoke, quick, medium, full"):
+        runner.profile_settings("large")
+
+
+def test_min_length_and_cache_keys():
+    # min_length is new: keys of runs that do not set it are those of before (values from the
+    # code before the field existed), so existing caches stay valid
+    assert runner.cache_key(runner.profile_config("quick", "even_pairs", "FULL", 0)) == "6c95afee74136a49d36f1801"
+    assert runner.cache_key(runner.RunConfig(task="listops")) == "cfe4f362169abfa626c7f066"
+    assert runner.cache_key(runner.RunConfig(task="listops", length=40, min_length=20)) != runner.cache_key(
+        runner.RunConfig(task="listops", length=40, min_length=21))
+    with pytest.raises(ValueError, match="min_length applies to listops only"):
+        runner.RunConfig(task="parity", min_length=5).resolved()
+    with pytest.raises(ValueError, match="min_length \\+ 1 < length"):
+        runner.RunConfig(task="listops", length=40, min_length=39).resolved()
+    with pytest.raises(ValueError, match="needs min_length"):
+        runner.RunConfig(task="listops", length=40).resolved()
+    with pytest.raises(ValueError, match="min_length"):
+        runner.RunConfig(task="listops", length=40, min_length=-1).resolved()
+
+
+def test_convergence_outcome():
+    inf = float("inf")
+    s = runner.convergence_outcome("t", {"FULL": 10.0, "TOPK(5)": 5.0, "BAND(5)": 20.0, "BLOC(5)": inf}, 30)
+    assert s == ("t: TOPK(5) converges faster than FULL (speed-up 2.00x); BAND/BLOC no faster than FULL (as SF): "
+                 "BAND(5) 0.50x, BLOC(5) < 0.33x.")
+    s = runner.convergence_outcome("t", {"FULL": 5.0, "TOPK(5)": inf, "BLOC(5):1": 4.0}, 30)
+    assert "TOPK(5) does NOT converge faster than FULL (speed-up < 0.17x)" in s
+    assert "BAND/BLOC faster than FULL for BLOC(5):1 1.25x (SF: no faster; NOT reproduced)" in s
+    assert "undecided" in runner.convergence_outcome("t", {"FULL": inf, "TOPK(5)": inf}, 30)
+    with pytest.raises(ValueError, match="reference"):
+        runner.convergence_outcome("t", {"TOPK(5)": 3.0}, 30)
+
+
+def test_medium_is_a_figure_and_cli_profile():
+    from figures._common import PROFILES, FigureContext
+    from softmax_stability.cli import build_parser
+
+    assert "medium" in PROFILES and tuple(runner.PROFILES) == tuple(PROFILES)
+    ctx = FigureContext("x", "/tmp", profile="medium")
+    assert ctx.quick and ctx.size_profile == "quick"  # sizes other than the SF runs: quick's
+    assert build_parser().parse_args(["run", "--profile", "medium"]).profile == "medium"
