@@ -14,9 +14,11 @@ one dispatch per epoch for all seeds. The optimiser is the single run's
 batched matrix product differently, so results agree to rounding (``tests/test_multiseed.py``:
 float64, relative 1e-10).
 
-Why: one run of this small model keeps a CPU core busy with many small products. Batched over
-seeds, each product is S times larger and the per-operation overheads (dispatch of the scan body,
-the per-block slices) are paid once for all seeds (``benchmarks/RESULTS.md``).
+Performance: batched over seeds, each matrix product is S times larger and runs at a higher
+rate, but measured on 2 CPU cores the whole vmapped epoch was no faster per seed than one seed
+(S = 10: 1.5x slower per seed-epoch than S = 1; ``benchmarks/RESULTS.md``), so on a CPU the
+runner keeps single runs by default (``run_many(seed_batch=False)``); a seed batch is the way to
+fill an accelerator with this small model.
 
 Several devices (``devices=[...]``): the seeds are split across them (``shard_map`` over the seed
 axis, no communication: seeds are independent), the seed count padded with copies of the last seed
