@@ -85,7 +85,9 @@ def matmul_floor(n: int, d: int = 64, d_mlp: int = 64, batch: int = 25, blocks: 
     alone at its best: ``copies`` independent copies in one jitted ``vmap`` (more parallel work than
     the step offers), time / copies. Their sum is an optimistic floor for the step's matmul time on
     this machine; everything else (LayerNorm, softmax, dropout, activations, residuals, optimiser,
-    layout copies) comes on top."""
+    layout copies) comes on top. With ``copies = S`` the ``vmap`` is exactly the batched product of
+    an S-seed program (``MultiSeedTrainer``), so ``step_s`` is then the floor per seed-step of that
+    program."""
     import jax
     import jax.numpy as jnp
 
@@ -113,6 +115,87 @@ def matmul_floor(n: int, d: int = 64, d_mlp: int = 64, batch: int = 25, blocks: 
         total_s += best / copies
         flops += 2.0 * math.prod(sa) * sb[-1]
     return {"step_s": blocks * total_s, "step_gflop": blocks * flops / 1e9, "gflops": flops / total_s / 1e9}
+
+
+def bench_seeds(task: str, variant: str, seeds: int, epochs: int, n_train: int, devices: int = 1) -> dict:
+    """JAX seconds per epoch of ``seeds`` seeds of one configuration trained as one program
+    (``MultiSeedTrainer``: seeds vmapped; split across ``devices`` devices), each seed with its own
+    data, initialisation and keys as in ``runner.run_seeds``."""
+    import jax
+    import numpy as np
+
+    from softmax_stability.experiments import runner
+    from softmax_stability.experiments import tasks as tasks_mod
+    from softmax_stability.experiments.multiseed import MultiSeedTrainer, stack_trees
+    from softmax_stability.experiments.sf_model import init_params
+    from softmax_stability.experiments.training import TrainConfig
+
+    cfg = runner.RunConfig(task=task, variant=variant, seed=0, n_train=n_train, n_val=1)
+    r = cfg.resolved()
+    xs, ys = [], []
+    for s in range(seeds):
+        data = tasks_mod.load_task(task, s, n_train=n_train, n_val=1)
+        xs.append(tasks_mod.prepare_inputs(data.x_train, data.spec, r["variant"]))
+        ys.append(data.y_train)
+    mc, _ = runner.model_config(cfg, xs[0].shape[1])
+    tc = TrainConfig(r["lr"], r["lr_decay"], r["batch_size"], r["clip"])
+    tr = MultiSeedTrainer(mc, tc, np.stack(xs), np.stack(ys), devices=jax.devices()[:devices])
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    params = stack_trees([init_params(k, mc) for k in keys])
+    state = tr.init_opt(params)
+    t0 = time.perf_counter()
+    lowered = tr.lower_epoch(params, state, keys)
+    compiled = lowered.compile()
+    compile_s = time.perf_counter() - t0
+    mem = compiled.memory_analysis()
+    mem_b = None if mem is None else int(mem.temp_size_in_bytes + mem.argument_size_in_bytes
+                                         + mem.output_size_in_bytes)
+    times = []
+    for e in range(epochs):
+        ek = jax.random.split(jax.random.PRNGKey(e + 1), seeds)
+        t0 = time.perf_counter()
+        params, state, (loss, acc) = tr.epoch(params, state, ek)  # same compiled program (jit cache)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"variant": r["variant"], "seeds": seeds, "devices": len(tr.devices or [None]), "epoch_s": times,
+            "median_s": med, "seed_epoch_s": med / seeds, "compile_s": compile_s, "steps": tr.steps_per_epoch,
+            "memory_bytes": mem_b, "last_loss": [float(v) for v in loss]}
+
+
+def max_seeds(task: str, variant: str, n_train: int, probe: int = 4) -> tuple[int, float]:
+    """The largest seed count whose epoch program fits in the memory available now: XLA's memory
+    analysis of the compiled ``probe``- and ``2 * probe``-seed programs, extrapolated linearly,
+    against ``MemAvailable`` of /proc/meminfo (80% of it). Returns ``(S_max, bytes per seed)``."""
+    import jax
+    import numpy as np
+
+    from softmax_stability.experiments import runner
+    from softmax_stability.experiments import tasks as tasks_mod
+    from softmax_stability.experiments.multiseed import MultiSeedTrainer, stack_trees
+    from softmax_stability.experiments.sf_model import init_params
+    from softmax_stability.experiments.training import TrainConfig
+
+    cfg = runner.RunConfig(task=task, variant=variant, seed=0, n_train=n_train, n_val=1)
+    r = cfg.resolved()
+    data = tasks_mod.load_task(task, 0, n_train=n_train, n_val=1)
+    x = tasks_mod.prepare_inputs(data.x_train, data.spec, r["variant"])
+    mc, _ = runner.model_config(cfg, x.shape[1])
+    tc = TrainConfig(r["lr"], r["lr_decay"], r["batch_size"], r["clip"])
+    sizes = []
+    for S in (probe, 2 * probe):
+        tr = MultiSeedTrainer(mc, tc, np.stack([x] * S), np.stack([data.y_train] * S))
+        keys = jax.random.split(jax.random.PRNGKey(0), S)
+        p = stack_trees([init_params(k, mc) for k in keys])
+        m = tr.lower_epoch(p, tr.init_opt(p), keys).compile().memory_analysis()
+        sizes.append(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes)
+    per_seed = max((sizes[1] - sizes[0]) / probe, 1.0)
+    fixed = max(sizes[0] - probe * per_seed, 0.0)
+    avail = 0.0
+    with open("/proc/meminfo") as f:
+        for ln in f:
+            if ln.startswith("MemAvailable:"):
+                avail = float(ln.split()[1]) * 1024
+    return max(1, int((0.8 * avail - fixed) // per_seed)), per_seed
 
 
 def bench_concurrent(task: str, variant: str, workers: int, n_train: int) -> dict:
@@ -211,6 +294,11 @@ def main(argv=None) -> int:
     ap.add_argument("--devices", type=int, default=0,
                     help="also time the epoch with every batch split across this many devices (on a CPU: "
                          "that many host devices via jax_num_cpu_devices; default: one per CPU core, 1 = off)")
+    ap.add_argument("--seeds", help="seed counts to train as one program (MultiSeedTrainer), comma-separated; "
+                                    "'max' = the largest that fits in memory; e.g. 1,4,10,max. Times the "
+                                    "first variant only; last line: seconds per seed-epoch of the last count")
+    ap.add_argument("--time-max", action="store_true",
+                    help="with 'max' in --seeds: also time the largest seed count (else only report it)")
     ap.add_argument("--out", help="write the markdown table here")
     args = ap.parse_args(argv)
     import jax
@@ -232,6 +320,14 @@ def main(argv=None) -> int:
     variants = [parse_variant(v).name for v in variants]  # ValueError lists the valid names
     if args.torch_python and args.task != "even_pairs":
         ap.error("the PyTorch baseline implements even_pairs only")
+    if args.seeds:
+        counts = []
+        for tok in args.seeds.split(","):
+            tok = tok.strip().lower()
+            if tok != "max" and not (tok.isdigit() and int(tok) >= 1):
+                ap.error(f"--seeds takes positive integers or 'max', comma-separated; got {tok!r}")
+            counts.append(tok if tok == "max" else int(tok))
+        return seeds_main(args, variants[0], counts)
     rows = []
     for v in variants:
         r = bench_jax(args.task, v, args.epochs, args.n_train)
@@ -266,6 +362,78 @@ def main(argv=None) -> int:
         atomic_write_text(args.out, md)
     first = rows[0].get("multi", rows[0])
     print(f"{first['median_s']:.4f}")
+    return 0
+
+
+def seeds_main(args, variant: str, counts: list) -> int:
+    """``--seeds``: seed-epochs per second of the multi-seed program against the authors' PyTorch
+    model one run at a time, and the batched program's matmul floor."""
+    import jax
+
+    nd = args.devices
+    load = [os.getloadavg()]
+    smax, per_seed = (None, None)
+    if "max" in counts:
+        smax, per_seed = max_seeds(args.task, variant, args.n_train)
+        print(f"largest seed count that fits: {smax} ({per_seed / 2**20:.1f} MiB per seed)", file=sys.stderr)
+    rows = []
+    single = bench_jax(args.task, variant, args.epochs, args.n_train, devices=nd)
+    print(f"{variant}: single run (Trainer, batch split over {nd} devices) {single['median_s']:.3f} s/epoch",
+          file=sys.stderr)
+    torch_s = None
+    if args.torch_python:
+        t = bench_torch(args.torch_python, variant, args.epochs, args.n_train, args.torch_threads)
+        torch_s = t["median_s"] if t else None
+        print(f"{variant}: torch one run {torch_s} s/epoch", file=sys.stderr)
+    n = 40 if args.task == "even_pairs" else None
+    for S in counts:
+        timed = S != "max" or args.time_max
+        S_ = smax if S == "max" else S
+        if not timed:
+            rows.append({"seeds": S_, "label": f"{S_} (max)", "timed": False})
+            continue
+        r = bench_seeds(args.task, variant, S_, args.epochs, args.n_train, devices=nd)
+        r["label"] = f"{S_}" + (" (max)" if S == "max" else "")
+        r["timed"] = True
+        if n is not None:
+            fl = matmul_floor(n, copies=S_)
+            r["floor_seed_epoch_s"] = fl["step_s"] * r["steps"]
+            r["floor_gflops"] = fl["gflops"]
+        load.append(os.getloadavg())
+        print(f"{variant} {S_} seeds: {r['median_s']:.3f} s/epoch, {r['seed_epoch_s']:.3f} s per seed-epoch "
+              f"(compile {r['compile_s']:.1f} s)", file=sys.stderr)
+        rows.append(r)
+    md = [f"# SF training: many seeds in one program (JAX) vs the authors' PyTorch model one run at a time", "",
+          f"Machine: {machine()}; JAX {jax.__version__} on {jax.default_backend()}; task `{args.task}`, variant "
+          f"{variant}, {args.n_train} training samples, batch 25, {args.epochs} timed epochs (median), evaluation "
+          f"excluded, compile apart. Seeds split across {nd} devices (`MultiSeedTrainer(devices=...)`). "
+          f"Load average (1 min) during the run: {', '.join(f'{l[0]:.1f}' for l in load)}.", "",
+          f"Single run (`Trainer`, every batch split across {nd} devices): {single['median_s']:.3f} s/epoch"
+          + (f"; torch one run: {torch_s:.3f} s/epoch ({torch_s / single['median_s']:.2f}x)." if torch_s else "."),
+          "", "| seeds S | s/epoch (all seeds) | s per seed-epoch | seed-epochs/s | speed-up per seed vs torch "
+          "| vs single run | matmul floor s per seed-epoch (GFLOP/s) | compile s | memory MiB |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if not r["timed"]:
+            md.append(f"| {r['label']} | not timed (`--time-max`) | — | — | — | — | — | — | "
+                      f"{r['seeds'] * per_seed / 2**20:.0f} (est.) |")
+            continue
+        sp = f"{torch_s / r['seed_epoch_s']:.2f}x" if torch_s else "—"
+        fl = (f"{r['floor_seed_epoch_s']:.3f} ({r['floor_gflops']:.0f})" if "floor_seed_epoch_s" in r else "—")
+        mem = f"{r['memory_bytes'] / 2**20:.0f}" if r["memory_bytes"] else "—"
+        md.append(f"| {r['label']} | {r['median_s']:.3f} | {r['seed_epoch_s']:.3f} | {1 / r['seed_epoch_s']:.3f} | "
+                  f"{sp} | {single['median_s'] / r['seed_epoch_s']:.2f}x | {fl} | {r['compile_s']:.1f} | {mem} |")
+    text = "\n".join(md) + "\n"
+    print(text)
+    if args.out:
+        from softmax_stability._io import atomic_write_text
+
+        atomic_write_text(args.out, text)
+    last = next((r for r in reversed(rows) if r["timed"]), None)
+    if last is None:
+        print(f"{variant}: no seed count timed")
+        return 0
+    print(f"{variant}, {last['seeds']} seeds on {nd} devices: seconds per seed-epoch {last['seed_epoch_s']:.4f}")
     return 0
 
 

@@ -27,7 +27,8 @@ from softmax_stability._io import atomic_write_json, atomic_write_text, atomic_w
 __all__ = ["FigureSpec", "FigureContext", "figure", "registry", "run_figure", "fingerprint", "gallery_markdown", "PROFILES",
            "DEFAULT_OUT"]
 
-PROFILES = ("smoke", "quick", "full")  # smoke: the test suite's tiny version of quick
+PROFILES = ("smoke", "quick", "medium", "full")  # smoke: the test suite's tiny version of quick;
+# medium: quick everywhere except the SF training runs (runner.profile_settings)
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 
 
@@ -93,8 +94,14 @@ class FigureContext:
 
     @property
     def quick(self) -> bool:
-        """True for the quick and smoke profiles."""
-        return self.profile in ("quick", "smoke")
+        """True for the quick, medium and smoke profiles (medium differs from quick only in the SF
+        training runs of ``runner.profile_settings``)."""
+        return self.profile in ("quick", "medium", "smoke")
+
+    @property
+    def size_profile(self) -> str:
+        """The profile that sets sizes other than the SF training runs: ``quick`` for medium."""
+        return "quick" if self.profile == "medium" else self.profile
 
     @property
     def smoke(self) -> bool:

@@ -123,9 +123,9 @@ def make(ctx: FigureContext) -> None:
     from softmax_stability.experiments import stability
 
     jax.config.update("jax_enable_x64", True)
-    count = {"smoke": 12, "quick": 96, "full": 800}[ctx.profile]
-    n_sweep = {"smoke": 4, "quick": 10, "full": 20}[ctx.profile]
-    n_base = {"smoke": 2, "quick": 4, "full": 8}[ctx.profile]
+    count = {"smoke": 12, "quick": 96, "full": 800}[ctx.size_profile]
+    n_sweep = {"smoke": 4, "quick": 10, "full": 20}[ctx.size_profile]
+    n_base = {"smoke": 2, "quick": 4, "full": 8}[ctx.size_profile]
     n, d, k, n_dirs = SMOKE_SIZES if ctx.smoke else (N, D, K, N_DIRS)
     rng = np.random.default_rng(ctx.seed)
     gam = np.exp(rng.uniform(np.log(0.25), np.log(12.0), count))

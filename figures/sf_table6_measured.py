@@ -43,7 +43,8 @@ def make(ctx: FigureContext) -> None:
                                  ctx.out_dir / "sf_runs", progress=ctx.show_progress) for v in ("FULL", "TOPK(5)"))
         r = full.config
         nb = r["stats_batches"] * r["stats_batch_size"]
-        data = tasks_mod.load_task(t, r["seed"], n_train=r["n_train"], n_val=r["n_val"], length=r["length"])
+        data = tasks_mod.load_task(t, r["seed"], n_train=r["n_train"], n_val=r["n_val"], length=r["length"],
+                                   min_length=r.get("min_length"))
         x = data.x_train[:nb]
         st = focus.attention_statistics(runner.attention_logits(full, x), 5,
                                         logits_topk=runner.attention_logits(topk, x))

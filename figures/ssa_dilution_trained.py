@@ -30,7 +30,7 @@ def make(ctx: FigureContext) -> None:
 
     from softmax_stability.experiments import ssa_retrieval as sr
 
-    results = sr.collect(ctx.profile, ctx.out_dir / "ssa_runs", progress=ctx.show_progress)
+    results = sr.collect(ctx.size_profile, ctx.out_dir / "ssa_runs", progress=ctx.show_progress)
     rows = sr.dilution_rows(results)
     ctx.save_csv(sr.DILUTION_HEADER, rows)
     outcome = sr.dilution_outcome(results)

@@ -35,7 +35,7 @@ from figures._common import FigureContext, figure
 def make(ctx: FigureContext) -> None:
     from softmax_stability.experiments.ssa_toy import graph_runs, runs_trend  # imports jax, optax
 
-    settings, runs = graph_runs(ctx.profile, ctx.seed)
+    settings, runs = graph_runs(ctx.size_profile, ctx.seed)
     ctx.params.update(settings)
     r0 = runs[0]
     deg = r0["ssa"]["degrees"]

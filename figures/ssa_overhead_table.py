@@ -22,7 +22,7 @@ from figures._common import FigureContext, figure
 def make(ctx: FigureContext) -> None:
     from softmax_stability.experiments import ssa_retrieval as sr
 
-    rows = sr.overhead_rows(profile=ctx.profile)
+    rows = sr.overhead_rows(profile=ctx.size_profile)
     header = ["variant", "new_parameters_per_layer", "model_parameters", "overhead_pct_of_model",
               "overhead_pct_of_attention", "overhead_pct_gpt2_small"]
     ctx.save_csv(header, rows)

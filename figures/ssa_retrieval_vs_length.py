@@ -28,7 +28,7 @@ def make(ctx: FigureContext) -> None:
 
     from softmax_stability.experiments import ssa_retrieval as sr
 
-    results = sr.collect(ctx.profile, ctx.out_dir / "ssa_runs", progress=ctx.show_progress)
+    results = sr.collect(ctx.size_profile, ctx.out_dir / "ssa_runs", progress=ctx.show_progress)
     rows = sr.accuracy_rows(results)
     ctx.save_csv(["task", "variant", "length", "length_over_L", "accuracy_median", "accuracy_q25",
                   "accuracy_q75"], rows)
@@ -60,7 +60,7 @@ def make(ctx: FigureContext) -> None:
     fig.text(0.01, -0.02, text, fontsize=7.5, va="top", ha="left")
     fig.tight_layout()
     ctx.params.update(profile_settings={k: (list(v) if isinstance(v, tuple) else v)
-                                        for k, v in sr.profile_settings(ctx.profile).items()},
+                                        for k, v in sr.profile_settings(ctx.size_profile).items()},
                       outcome=outcome, cache="ssa_runs",
                       train_seconds={f"{t}/{v}": r.seconds for (t, v), r in results.items()})
     ctx.save_figure(fig)

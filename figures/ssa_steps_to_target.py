@@ -28,7 +28,7 @@ def make(ctx: FigureContext) -> None:
 
     from softmax_stability.experiments import ssa_retrieval as sr
 
-    results = sr.collect(ctx.profile, ctx.out_dir / "ssa_runs", progress=ctx.show_progress)
+    results = sr.collect(ctx.size_profile, ctx.out_dir / "ssa_runs", progress=ctx.show_progress)
     rows = sr.steps_rows(results)
     ctx.save_csv(["task", "variant", "target_accuracy", "steps_median", "steps_q25", "steps_q75",
                   "seeds_reached", "seeds", "speedup_vs_vanilla"], rows)

@@ -31,7 +31,7 @@ def _ms(v) -> str:
 def make(ctx: FigureContext) -> None:
     from softmax_stability.experiments.ssa_toy import graph_runs, runs_trend  # imports jax, optax
 
-    settings, runs = graph_runs(ctx.profile, ctx.seed)
+    settings, runs = graph_runs(ctx.size_profile, ctx.seed)
     ctx.params.update(settings)
     s = ctx.params
     metrics = {}

@@ -30,8 +30,8 @@ def test_bench_training_smoke(tmp_path):
 
 
 def test_bench_training_bad_arguments():
-    for args in (["--epochs", "0"], ["--devices", "-1"], ["--variant", "WARP(3)"]):
+    for args in (["--epochs", "0"], ["--devices", "-1"], ["--variant", "WARP(3)"], ["--seeds", "4,0"]):
         res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_training.py"), *args],
                              capture_output=True, text=True, timeout=1800, cwd=ROOT)  # hang guard
         assert res.returncode != 0
-        assert any(w in res.stderr for w in ("--epochs", "--devices", "WARP")), res.stderr[-500:]
+        assert any(w in res.stderr for w in ("--epochs", "--devices", "WARP", "--seeds")), res.stderr[-500:]

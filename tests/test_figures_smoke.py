@@ -43,7 +43,7 @@ def test_unknown_figure_lists_valid(tmp_path):
 
 def test_bad_profile(tmp_path):
     with pytest.raises(ValueError, match="profile"):
-        run_figure(NAMES[0], tmp_path, profile="medium")
+        run_figure(NAMES[0], tmp_path, profile="huge")
 
 
 def test_rerun_reuses_cache_and_redoes_what_changed(tmp_path):

@@ -7,8 +7,11 @@ Submodules (import them directly; nothing heavy is imported here):
 * ``variants`` -- attention variant names (FULL, TOPK(k), BAND(k)[:g], BLOC(k)[:g], BOTK(k), RND(k)).
 * ``sf_model`` -- the SF encoder classifier as pure functions over a parameter pytree.
 * ``training`` -- jitted SGD epochs (one dispatch per epoch) and evaluation.
+* ``multiseed`` -- many seeds of one configuration as one jitted program (seeds vmapped, split
+  across devices).
 * ``runner`` -- cached, resumable runs over (task, variant, activation, seed), and the
-  smoke/quick/full run settings shared by the SF figures.
+  smoke/quick/medium/full run settings shared by the SF figures; ``run_seeds`` trains the seeds of
+  one configuration together.
 * ``ssa_toy`` -- the SSA toy experiments (and the graph runs shared by ``ssa_fig3``/``ssa_table1``).
 * ``focus_regions`` -- the SF region boundaries c2_min(c1), closed form against the authors' grid
   search (``sf_fig21``, ``sf_fig22``).

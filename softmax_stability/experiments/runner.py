@@ -26,6 +26,7 @@ corrupt checkpoint is discarded the same way. The PRNG key of epoch ``e`` is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import math
@@ -43,12 +44,13 @@ from softmax_stability._checks import check_int_in_range
 from softmax_stability._io import atomic_write_bytes, atomic_write_json, ensure_writable_dir
 from softmax_stability.experiments import tasks as tasks_mod
 from softmax_stability.experiments.sf_model import ACTIVATIONS, MODEL_VERSION, ModelConfig, apply, init_params
-from softmax_stability.experiments.training import TrainConfig, Trainer
+from softmax_stability.experiments.training import TrainConfig, Trainer, make_optimizer
 from softmax_stability.experiments.variants import padded_length, parse_variant
 
-__all__ = ["RunConfig", "RunResult", "run", "run_many", "default_workers", "cache_key", "load_params", "attention_logits",
+__all__ = ["RunConfig", "RunResult", "run", "run_seeds", "run_many", "default_workers", "cache_key", "load_params", "attention_logits",
            "stats_key", "profile_settings", "profile_overrides", "profile_config", "profile_deviations",
-           "profile_configs", "epochs_to_accuracy", "convergence_quantiles", "convergence_speedup", "FIG1_VARIANTS", "NNCH_TASKS", "model_config", "RUNNER_VERSION",
+           "profile_configs", "profile_runs", "epochs_to_accuracy", "convergence_quantiles", "convergence_speedup", "FIG1_VARIANTS", "MEDIUM_VARIANTS", "MEDIUM_EPOCHS", "PROFILES", "NNCH_TASKS",
+           "convergence_outcome", "model_config", "RUNNER_VERSION",
            "HISTORY_KEYS", "CorruptCacheWarning"]
 
 RUNNER_VERSION = "sf-runner-1"  # bump when what a run records changes (part of the cache key)
@@ -77,6 +79,7 @@ class RunConfig:
     n_train: int = 5000
     n_val: int = 2000
     length: int | None = None
+    min_length: int | None = None  # ListOps only: exclusive lower length bound (None: the task's 500)
     d: int = 64
     d_mlp: int = 64
     heads: int = 1
@@ -107,6 +110,17 @@ class RunConfig:
             check_int_in_range(out[f], f, 0)
         for f in ("epochs", "n_train", "n_val", "length", "stats_k", "stats_batches", "stats_batch_size"):
             check_int_in_range(out[f], f, 1)
+        if out["min_length"] is not None:
+            if self.task != "listops":
+                raise ValueError(f"min_length applies to listops only, got min_length={out['min_length']!r} "
+                                 f"for {self.task}")
+            check_int_in_range(out["min_length"], "min_length", 0)
+            if out["min_length"] + 1 >= out["length"]:
+                raise ValueError(f"listops needs min_length + 1 < length (exclusive bounds), got "
+                                 f"min_length={out['min_length']}, length={out['length']}")
+        elif self.task == "listops" and out["length"] <= 501:
+            raise ValueError(f"listops with length={out['length']} needs min_length < length - 1 "
+                             f"(the default lower bound is 500)")
         n = out["length"] if self.task != "listops" else out["length"] - 1  # ListOps: exclusive bound
         if v.k is not None and v.k > n:
             raise ValueError(f"mask size k={v.k} of {v.name} is larger than the sequence length {n}; "
@@ -119,8 +133,10 @@ class RunConfig:
 
 def cache_key(cfg: RunConfig) -> str:
     """SHA-256 (hex, 24 chars) of the resolved configuration and the code versions."""
-    blob = json.dumps({"cfg": cfg.resolved(), "model": MODEL_VERSION, "runner": RUNNER_VERSION},
-                      sort_keys=True)
+    r = cfg.resolved()
+    if r["min_length"] is None:  # added later: absent from the keys of every run that does not set it
+        del r["min_length"]
+    blob = json.dumps({"cfg": r, "model": MODEL_VERSION, "runner": RUNNER_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -278,6 +294,60 @@ def _read_checkpoint(entry: Path, like_params, like_opt) -> tuple[Any, Any, dict
     return tree[0], tree[1], meta
 
 
+def _open_entry(cfg: RunConfig, cache_dir: str | Path) -> tuple[dict, str, Path, RunResult | None]:
+    """``(resolved config, key, entry dir, finished result or None)``; a corrupt finished entry is
+    reported and removed."""
+    r = cfg.resolved()
+    key = cache_key(cfg)
+    root = ensure_writable_dir(cache_dir, "cache")
+    entry = root / key
+    try:
+        res = _load_finished(entry, key)
+        if res is not None:
+            return r, key, entry, res
+    except ValueError as err:
+        warnings.warn(f"{err}; rerunning", CorruptCacheWarning, stacklevel=3)
+        shutil.rmtree(entry, ignore_errors=True)
+    return r, key, entry, None
+
+
+@functools.lru_cache(maxsize=16)
+def _load_task(task: str, seed: int, n_train: int, n_val: int, length: int, min_length: int | None):
+    # the variants of a task share its data: generated once per process (ListOps takes seconds)
+    return tasks_mod.load_task(task, seed, n_train=n_train, n_val=n_val, length=length, min_length=min_length)
+
+
+def _run_data(cfg: RunConfig, r: dict):
+    """``(model config, train config, x_train, y_train, x_val, y_val)`` of a run (padded inputs)."""
+    data = _load_task(r["task"], r["seed"], r["n_train"], r["n_val"], r["length"], r.get("min_length"))
+    spec = data.spec
+    xt = tasks_mod.prepare_inputs(data.x_train, spec, r["variant"])
+    xv = tasks_mod.prepare_inputs(data.x_val, spec, r["variant"])
+    mc, _ = model_config(cfg, xt.shape[1])
+    tc = TrainConfig(r["lr"], r["lr_decay"], r["batch_size"], r["clip"])
+    return mc, tc, xt, data.y_train, xv, data.y_val
+
+
+def _write_checkpoint(entry: Path, params, opt_state, epoch: int, history: dict) -> None:
+    blob = _tree_to_npz((params, opt_state))
+    atomic_write_bytes(entry / "ckpt.npz", blob)
+    atomic_write_json(entry / "ckpt.json", {"epoch": epoch, "npz_sha256": _sha(blob), "history": history})
+
+
+def _finish(entry: Path, key: str, r: dict, params, mc: ModelConfig, xt: np.ndarray, history: dict) -> RunResult:
+    """Statistics, ``params.npz`` and ``result.json`` of a finished run; the checkpoint removed."""
+    stats = _stats(params, mc, xt, r)
+    pbytes = _tree_to_npz(params)
+    atomic_write_bytes(entry / "params.npz", pbytes)
+    payload = {"key": key, "config": r, "history": history, "stats": stats, "params_sha256": _sha(pbytes),
+               "model_version": MODEL_VERSION, "runner_version": RUNNER_VERSION}
+    atomic_write_json(entry / "result.json", {"sha256": _payload_sha(json.loads(json.dumps(payload))),
+                                              "payload": payload})
+    for f in ("ckpt.npz", "ckpt.json"):
+        (entry / f).unlink(missing_ok=True)
+    return RunResult(r, history, stats, key, False, entry)
+
+
 def run(cfg: RunConfig, cache_dir: str | Path, *, progress: bool = True,
         on_epoch: Callable[[int, dict], None] | None = None) -> RunResult:
     """Train ``cfg`` (or load it from ``cache_dir``), checkpointing after every epoch.
@@ -296,26 +366,12 @@ def run(cfg: RunConfig, cache_dir: str | Path, *, progress: bool = True,
       ValueError: bad configuration (unknown names, ``k`` larger than the sequence), before any work.
       PermissionError: ``cache_dir`` not writable, before any work.
     """
-    r = cfg.resolved()
-    key = cache_key(cfg)
-    root = ensure_writable_dir(cache_dir, "cache")
-    entry = root / key
-    try:
-        res = _load_finished(entry, key)
-        if res is not None:
-            return res
-    except ValueError as err:
-        warnings.warn(f"{err}; rerunning", CorruptCacheWarning, stacklevel=2)
-        shutil.rmtree(entry, ignore_errors=True)
+    r, key, entry, res = _open_entry(cfg, cache_dir)
+    if res is not None:
+        return res
     entry.mkdir(parents=True, exist_ok=True)
-
-    data = tasks_mod.load_task(r["task"], r["seed"], n_train=r["n_train"], n_val=r["n_val"], length=r["length"])
-    spec = data.spec
-    xt = tasks_mod.prepare_inputs(data.x_train, spec, r["variant"])
-    xv = tasks_mod.prepare_inputs(data.x_val, spec, r["variant"])
-    mc, _ = model_config(cfg, xt.shape[1])
-    tc = TrainConfig(r["lr"], r["lr_decay"], r["batch_size"], r["clip"])
-    trainer = Trainer(mc, tc, xt, data.y_train, xv, data.y_val)
+    mc, tc, xt, yt, xv, yv = _run_data(cfg, r)
+    trainer = Trainer(mc, tc, xt, yt, xv, yv)
     base = jax.random.PRNGKey(r["seed"])
     params = _init_jit(jax.random.fold_in(base, 10**6), mc)
     opt_state = trainer.init_opt(params)
@@ -340,23 +396,117 @@ def run(cfg: RunConfig, cache_dir: str | Path, *, progress: bool = True,
         vl, va = trainer.evaluate(params, "val", key=jax.random.fold_in(ekey, 1))
         for k, val in zip(HISTORY_KEYS, (tl, ta, vl, va, secs)):
             history[k].append(float(val))
-        blob = _tree_to_npz((params, opt_state))
-        atomic_write_bytes(entry / "ckpt.npz", blob)
-        atomic_write_json(entry / "ckpt.json", {"epoch": ep + 1, "npz_sha256": _sha(blob), "history": history})
+        _write_checkpoint(entry, params, opt_state, ep + 1, history)
         bar.set_postfix(loss=f"{tl:.3f}", val_acc=f"{va:.3f}")
         if on_epoch is not None:
             on_epoch(ep + 1, {k: history[k][-1] for k in HISTORY_KEYS})
+    return _finish(entry, key, r, params, mc, xt, history)
 
-    stats = _stats(params, mc, xt, r)
-    pbytes = _tree_to_npz(params)
-    atomic_write_bytes(entry / "params.npz", pbytes)
-    payload = {"key": key, "config": r, "history": history, "stats": stats, "params_sha256": _sha(pbytes),
-               "model_version": MODEL_VERSION, "runner_version": RUNNER_VERSION}
-    atomic_write_json(entry / "result.json", {"sha256": _payload_sha(json.loads(json.dumps(payload))),
-                                              "payload": payload})
-    for f in ("ckpt.npz", "ckpt.json"):
-        (entry / f).unlink(missing_ok=True)
-    return RunResult(r, history, stats, key, False, entry)
+
+def _seed_group_key(cfg: RunConfig) -> str:
+    r = cfg.resolved()
+    r.pop("seed")
+    return json.dumps(r, sort_keys=True)
+
+
+def run_seeds(configs: Sequence[RunConfig], cache_dir: str | Path, *, progress: bool = True,
+              devices: Sequence[Any] | None = None,
+              on_epoch: Callable[[int, list[dict]], None] | None = None) -> list[RunResult]:
+    """Train the seeds of one configuration together (:class:`~softmax_stability.experiments.
+    multiseed.MultiSeedTrainer`: one jitted program, the seeds vmapped), with :func:`run`'s cache.
+
+    Each seed is an ordinary single-run entry of the cache: it is loaded if finished (and then not
+    trained), checkpointed after every epoch in its own ``ckpt.npz``/``ckpt.json`` and finished
+    with its own ``result.json`` -- the files :func:`run` writes, with the same keys (``PRNGKey(seed)``
+    folded with the epoch, the initialisation key ``fold_in(., 10**6)``), so :func:`run` finds the
+    entries this writes and the other way round, and an interrupted batch resumes from the seeds'
+    checkpoints. Seeds whose checkpoints stand at different epochs, or whose padded inputs differ
+    in length (ListOps), are trained as separate batches. ``history["epoch_seconds"]`` is the
+    batch's epoch time divided by its number of seeds (each seed's share).
+
+    Args:
+      configs: runs that differ only in ``seed`` (ValueError otherwise), distinct seeds.
+      cache_dir: as :func:`run`.
+      progress: a ``tqdm`` bar over epochs.
+      devices: ``None`` (the default device) or devices to split the seeds across.
+      on_epoch: called as ``on_epoch(epoch, records)`` after each epoch's checkpoints are written,
+        ``records`` one dict per seed of the batch (:data:`HISTORY_KEYS` and ``"seed"``).
+
+    Returns:
+      The results in the order of ``configs``.
+
+    Example:
+      >>> import tempfile
+      >>> tiny = dict(task="even_pairs", epochs=1, n_train=20, n_val=5, length=6, d=8, d_mlp=8,
+      ...             blocks=1, stats_k=3, stats_batches=1, stats_batch_size=5)
+      >>> res = run_seeds([RunConfig(seed=s, **tiny) for s in (0, 1)], tempfile.mkdtemp(), progress=False)
+      >>> [r.config["seed"] for r in res], res[1].key == cache_key(RunConfig(seed=1, **tiny))
+      ([0, 1], True)
+    """
+    from softmax_stability.experiments.multiseed import MultiSeedTrainer, stack_trees, unstack_tree
+
+    configs = list(configs)
+    if not configs:
+        raise ValueError("configs must be a non-empty sequence of RunConfig")
+    groups = {_seed_group_key(c) for c in configs}
+    if len(groups) != 1:
+        raise ValueError("configs must differ only in seed (run_many groups a grid by configuration)")
+    seeds = [c.resolved()["seed"] for c in configs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"configs must have distinct seeds, got {seeds}")
+    out: list[RunResult | None] = [None] * len(configs)
+    todo = []  # (index, r, key, entry, model cfg, train cfg, data, params, opt_state, history, start)
+    for i, cfg in enumerate(configs):
+        r, key, entry, res = _open_entry(cfg, cache_dir)
+        if res is not None:
+            out[i] = res
+            continue
+        entry.mkdir(parents=True, exist_ok=True)
+        mc, tc, xt, yt, xv, yv = _run_data(cfg, r)
+        params = _init_jit(jax.random.fold_in(jax.random.PRNGKey(r["seed"]), 10**6), mc)
+        opt_state = make_optimizer(tc, -(-xt.shape[0] // tc.batch_size)).init(params)
+        history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+        start = 0
+        ck = _read_checkpoint(entry, params, opt_state)
+        if ck is not None:
+            params, opt_state, meta = ck
+            history, start = meta["history"], int(meta["epoch"])
+        todo.append(dict(i=i, r=r, key=key, entry=entry, mc=mc, tc=tc, data=(xt, yt, xv, yv), params=params,
+                         opt=opt_state, history=history, start=start))
+    batches: dict[tuple, list[dict]] = {}
+    for t in todo:  # one program per (start epoch, input shape)
+        batches.setdefault((t["start"], t["mc"], t["data"][0].shape, t["data"][2].shape), []).append(t)
+
+    from tqdm.auto import tqdm
+    import time
+
+    for (start, mc, _, _), batch in batches.items():
+        r0, S = batch[0]["r"], len(batch)
+        xt, yt, xv, yv = (np.stack([t["data"][j] for t in batch]) for j in range(4))
+        trainer = MultiSeedTrainer(mc, batch[0]["tc"], xt, yt, xv, yv, devices=devices)
+        params = stack_trees([t["params"] for t in batch])
+        opt_state = stack_trees([t["opt"] for t in batch])
+        bases = [jax.random.PRNGKey(t["r"]["seed"]) for t in batch]
+        bar = tqdm(range(start, r0["epochs"]), initial=start, total=r0["epochs"], leave=False,
+                   desc=f"{r0['task']} {r0['variant']} {S} seeds", disable=not progress)
+        for ep in bar:
+            ekeys = jnp.stack([jax.random.fold_in(b, ep) for b in bases])
+            t0 = time.perf_counter()
+            params, opt_state, (tl, ta) = trainer.epoch(params, opt_state, ekeys)
+            secs = (time.perf_counter() - t0) / S
+            vl, va = trainer.evaluate(params, "val", jax.vmap(lambda k: jax.random.fold_in(k, 1))(ekeys))
+            ps, os_ = unstack_tree(params), unstack_tree(opt_state)
+            for j, t in enumerate(batch):
+                for k, val in zip(HISTORY_KEYS, (tl[j], ta[j], vl[j], va[j], secs)):
+                    t["history"][k].append(float(val))
+                _write_checkpoint(t["entry"], ps[j], os_[j], ep + 1, t["history"])
+            bar.set_postfix(loss=f"{float(np.median(tl)):.3f}", val_acc=f"{float(np.median(va)):.3f}")
+            if on_epoch is not None:
+                on_epoch(ep + 1, [{"seed": t["r"]["seed"], **{k: t["history"][k][-1] for k in HISTORY_KEYS}}
+                                  for t in batch])
+        for t, p in zip(batch, unstack_tree(params)):
+            out[t["i"]] = _finish(t["entry"], t["key"], t["r"], p, mc, t["data"][0], t["history"])
+    return out  # type: ignore[return-value]
 
 
 def default_workers(devices: Sequence[Any] | None = None) -> int:
@@ -373,7 +523,8 @@ def default_workers(devices: Sequence[Any] | None = None) -> int:
 
 
 def run_many(configs: Iterable[RunConfig], cache_dir: str | Path, *, progress: bool = True,
-             workers: int | None = None, devices: Sequence[Any] | None = None) -> list[RunResult]:
+             workers: int | None = None, devices: Sequence[Any] | None = None,
+             seed_batch: bool = False) -> list[RunResult]:
     """:func:`run` over a grid of configurations, spread over the local devices.
 
     Runs are independent, so the grid is split by run rather than by array: ``workers`` threads
@@ -390,6 +541,10 @@ def run_many(configs: Iterable[RunConfig], cache_dir: str | Path, *, progress: b
       progress: one bar over runs (per-epoch bars too when ``workers == 1``).
       workers: concurrent runs (default :func:`default_workers`).
       devices: where to run (default ``jax.local_devices()``).
+      seed_batch: train the seeds of each configuration together (:func:`run_seeds`, one
+        program per configuration, seeds vmapped) instead of run by run. Then ``workers``
+        configurations train at once, each on one device; with ``workers=1`` each configuration's
+        seeds are split across all ``devices``. The cache entries are those of single runs.
 
     Returns:
       The results in the order of ``configs``.
@@ -407,6 +562,35 @@ def run_many(configs: Iterable[RunConfig], cache_dir: str | Path, *, progress: b
 
     bar = tqdm(total=len(configs), desc="SF runs", unit="run",
                disable=None if progress and len(configs) >= 2 else True)
+    if seed_batch:
+        groups: dict[str, list[int]] = {}
+        for i, c in enumerate(configs):
+            groups.setdefault(_seed_group_key(c), []).append(i)
+        glist = list(groups.values())
+        workers = max(1, min(workers, len(glist)))
+
+        def one_group(j: int) -> list[RunResult]:
+            devs = devices if workers == 1 else [devices[j % len(devices)]]
+            res = run_seeds([configs[i] for i in glist[j]], cache_dir, progress=progress and workers == 1,
+                            devices=devs)
+            bar.update(len(res))
+            return res
+
+        try:
+            if workers == 1:
+                done = [one_group(j) for j in range(len(glist))]
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sf-seeds") as pool:
+                    done = list(pool.map(one_group, range(len(glist))))
+        finally:
+            bar.close()
+        out: list[Any] = [None] * len(configs)
+        for idx, res in zip(glist, done):
+            for i, rr in zip(idx, res):
+                out[i] = rr
+        return out
 
     def one(i: int) -> RunResult:
         with jax.default_device(devices[i % len(devices)]):
@@ -429,8 +613,14 @@ def run_many(configs: Iterable[RunConfig], cache_dir: str | Path, *, progress: b
 # profiles shared by the SF figures (sf_fig1, sf_convergence_table, sf_table6_measured)
 
 FIG1_VARIANTS = ("FULL", "BAND(5)", "BAND(5):1", "BLOC(5)", "BLOC(5):1", "TOPK(5)")
+MEDIUM_VARIANTS = FIG1_VARIANTS + ("RND(5)",)
 NNCH_TASKS = ("parity", "even_pairs", "missing_duplicate", "cycle_navigation", "stack_manipulation",
               "modular_arithmetic_brackets", "solve_equation")
+PROFILES = ("smoke", "quick", "medium", "full")
+# medium: epochs per task, chosen so that the whole profile fits 60 minutes on 2 CPU cores
+# (benchmarks/RESULTS.md, "medium profile": one 5-seed batch per task timed, the total estimated)
+MEDIUM_EPOCHS = {"parity": 30, "even_pairs": 25, "missing_duplicate": 50, "cycle_navigation": 30,
+                 "stack_manipulation": 30, "modular_arithmetic_brackets": 30, "solve_equation": 30, "listops": 30}
 
 
 def profile_settings(profile: str) -> dict[str, Any]:
@@ -456,8 +646,17 @@ def profile_settings(profile: str) -> dict[str, Any]:
       beyond 62), so its separation rests on few seeds: with seeds 3-5 instead of 0-2 TOPK(5)'s
       median stayed below FULL's in most late epochs but the 25-75% bands overlapped. Even
       Pairs separates clearly with either seed set.
+    * ``medium``: Fig. 1 and the convergence table on all eight tasks (the seven NNCH tasks and
+      ListOps), the six Fig. 1 variants and RND(5), 5 seeds (0..4), sized for 60 minutes on 2
+      cores: quick's reductions (length 20, 1 block, lr 0.3, 2000/1000 samples), ListOps
+      sequences between 20 and 40 tokens instead of 500 and 600 (``length=40``,
+      ``min_length=20``) and :data:`MEDIUM_EPOCHS`. The seeds of each configuration train as one
+      program (``seed_batch``: :func:`run_seeds`).
     * ``full``: the paper's protocol: 10 seeds (0..9: the authors' seed list is not reproduced),
       5000/2000 samples, every NNCH task and ListOps at the authors' epochs.
+
+    Every profile has ``seed_batch`` (bool): whether :func:`run_many` trains the seeds of a
+    configuration together.
 
     Example:
       >>> profile_settings("quick")["seeds"]
@@ -466,15 +665,23 @@ def profile_settings(profile: str) -> dict[str, Any]:
     if profile == "smoke":
         return {"tasks": ("even_pairs",), "variants": ("FULL", "TOPK(5)"), "seeds": (0, 1),
                 "overrides": dict(epochs=2, n_train=50, n_val=20, length=10, d=8, d_mlp=8, blocks=1,
-                                  stats_batches=1, stats_batch_size=50), "task_overrides": {}}
+                                  stats_batches=1, stats_batch_size=50), "task_overrides": {},
+                "seed_batch": False}
     if profile == "quick":
         return {"tasks": ("even_pairs", "missing_duplicate"), "variants": FIG1_VARIANTS, "seeds": (0, 1, 2),
                 "overrides": dict(n_train=2000, n_val=1000, length=20, blocks=1, lr=0.3),
-                "task_overrides": {"even_pairs": dict(epochs=25), "missing_duplicate": dict(epochs=62)}}
+                "task_overrides": {"even_pairs": dict(epochs=25), "missing_duplicate": dict(epochs=62)},
+                "seed_batch": False}
+    if profile == "medium":
+        return {"tasks": NNCH_TASKS + ("listops",), "variants": MEDIUM_VARIANTS, "seeds": tuple(range(5)),
+                "overrides": dict(n_train=2000, n_val=1000, length=20, blocks=1, lr=0.3),
+                "task_overrides": {t: dict(epochs=e, **(dict(length=40, min_length=20) if t == "listops" else {}))
+                                   for t, e in MEDIUM_EPOCHS.items()},
+                "seed_batch": True}
     if profile == "full":
         return {"tasks": NNCH_TASKS + ("listops",), "variants": FIG1_VARIANTS, "seeds": tuple(range(10)),
-                "overrides": {}, "task_overrides": {}}
-    raise ValueError(f"profile must be one of smoke, quick, full; got {profile!r}")
+                "overrides": {}, "task_overrides": {}, "seed_batch": False}
+    raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
 
 
 def profile_overrides(profile: str, task: str) -> dict[str, Any]:
@@ -527,6 +734,8 @@ def profile_deviations(profile: str) -> list[str]:
         ours = {t: ov[k] for t, ov in per_task.items() if k in ov}
         if k in _SPEC_FIELDS:
             theirs = {t: getattr(tasks_mod.get_task(t), k) for t in ours}
+        elif k == "min_length":
+            theirs = {t: 500 for t in ours}  # tasks.generate's ListOps default
         else:
             theirs = {t: defaults[k] for t in ours}
         out.append(f"{k} = {joined(ours)} (authors: {joined(theirs)})")
@@ -549,6 +758,18 @@ def profile_configs(profile: str, *, tasks: Sequence[str] | None = None, variant
     s = profile_settings(profile)
     return [profile_config(profile, t, v, sd, activation)
             for sd in (seeds or s["seeds"]) for t in (tasks or s["tasks"]) for v in (variants or s["variants"])]
+
+
+def profile_runs(profile: str, cache_dir: str | Path, *, progress: bool = True) -> dict[tuple[str, str], list[RunResult]]:
+    """Run (or load) every configuration of ``profile`` (:func:`profile_configs`, with the
+    profile's ``seed_batch``); ``{(task, variant): [RunResult per seed]}``."""
+    s = profile_settings(profile)
+    cfgs = profile_configs(profile)
+    results = run_many(cfgs, cache_dir, progress=progress, seed_batch=s["seed_batch"])
+    out: dict[tuple[str, str], list[RunResult]] = {}
+    for c, r in zip(cfgs, results):
+        out.setdefault((c.task, r.config["variant"]), []).append(r)
+    return out
 
 
 def epochs_to_accuracy(acc: Sequence[float], threshold: float = 0.95) -> float:
@@ -603,3 +824,49 @@ def convergence_speedup(full_median: float, variant_median: float, epochs_run: i
     if fin_f:
         return full_median / epochs_run, "upper"
     return math.nan, "none"
+
+
+def convergence_outcome(task: str, medians: dict[str, float], epochs_run: int, reference: str = "FULL",
+                        focused: str = "TOPK(5)") -> str:
+    """One sentence on SF's two convergence claims for ``task``, from the median epochs to 95%
+    training accuracy per variant (``inf`` = censored, :func:`convergence_quantiles`): does
+    ``focused`` (input-dependent) converge faster than ``reference``, and are the input-agnostic
+    masks (BAND/BLOC) no faster than it? Speed-ups by :func:`convergence_speedup`.
+
+    Example:
+      >>> convergence_outcome("even_pairs", {"FULL": math.inf, "TOPK(5)": 12.0, "BAND(5)": math.inf}, 25)
+      'even_pairs: TOPK(5) converges faster than FULL (speed-up > 2.08x); BAND/BLOC no faster than FULL (as SF): BAND(5) neither converged.'
+    """
+    if reference not in medians:
+        raise ValueError(f"medians must hold the reference {reference!r}, got {sorted(medians)}")
+    parts = []
+
+    def fmt(sp: float, kind: str) -> str:
+        return {"exact": f"{sp:.2f}x", "lower": f"> {sp:.2f}x", "upper": f"< {sp:.2f}x"}.get(kind, "n/a")
+
+    if focused in medians:
+        sp, kind = convergence_speedup(medians[reference], medians[focused], epochs_run)
+        if kind == "none":
+            verdict = f"neither {focused} nor {reference} reaches 95% within {epochs_run} epochs (undecided)"
+        elif kind == "lower" or (kind == "exact" and sp > 1):
+            verdict = f"{focused} converges faster than {reference} (speed-up {fmt(sp, kind)})"
+        elif kind == "exact" and sp == 1:
+            verdict = f"{focused} converges as fast as {reference} (speed-up 1.00x)"
+        else:
+            verdict = f"{focused} does NOT converge faster than {reference} (speed-up {fmt(sp, kind)})"
+        parts.append(verdict)
+    agn = [v for v in medians if v.startswith(("BAND", "BLOC"))]
+    if agn:
+        faster, rest = [], []
+        for v in agn:
+            sp, kind = convergence_speedup(medians[reference], medians[v], epochs_run)
+            if kind == "lower" or (kind == "exact" and sp > 1):
+                faster.append(f"{v} {fmt(sp, kind)}")
+            else:
+                rest.append(f"{v} " + ("neither converged" if kind == "none" else fmt(sp, kind)))
+        if faster:
+            parts.append("BAND/BLOC faster than FULL for " + ", ".join(faster) + " (SF: no faster; NOT reproduced)"
+                         + (f"; others: {', '.join(rest)}" if rest else ""))
+        else:
+            parts.append("BAND/BLOC no faster than FULL (as SF): " + ", ".join(rest))
+    return f"{task}: " + "; ".join(parts) + "."

@@ -33,7 +33,7 @@ NORMALIZATION = "tensor"  # the SF authors' ll-test.py
 
 def grid_settings(profile: str) -> dict:
     """Grid size and half-width per profile (``full``: the authors' 200 points on [-1, 1])."""
-    n = {"smoke": 5, "quick": 21, "full": 200}[profile]
+    n = {"smoke": 5, "quick": 21, "medium": 21, "full": 200}[profile]
     return {"n": n, "half_width": 1.0}
 
 
@@ -144,7 +144,8 @@ def compute_landscapes(profile: str, *, seed: int = 0, runs_dir: str | Path, cac
                 warnings.warn(f"recomputing corrupt landscape cache {path}: {err}")
         r = res.config
         cfg = runner.RunConfig(**r)
-        data = tasks_mod.load_task(task, r["seed"], n_train=r["n_train"], n_val=r["n_val"], length=r["length"])
+        data = tasks_mod.load_task(task, r["seed"], n_train=r["n_train"], n_val=r["n_val"], length=r["length"],
+                                   min_length=r.get("min_length"))
         x = tasks_mod.prepare_inputs(data.x_train, data.spec, r["variant"])
         mc, _ = runner.model_config(cfg, x.shape[1])
         params = runner.load_params(res)

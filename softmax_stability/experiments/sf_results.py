@@ -33,7 +33,7 @@ def collect_profile_runs(profile: str, cache_dir: str | Path, *, progress: bool 
 
     s = runner.profile_settings(profile)
     cfgs = runner.profile_configs(profile)
-    results = runner.run_many(cfgs, cache_dir, progress=progress)
+    results = runner.run_many(cfgs, cache_dir, progress=progress, seed_batch=s["seed_batch"])
     out: dict = {}
     for c, r in zip(cfgs, results):
         out.setdefault((c.task, r.config["variant"]), []).append(r)
