@@ -25,7 +25,8 @@ def test_bench_training_smoke(tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "3"  # 60 samples, batch 25: 3 steps
     assert float(cells[2]) > 0 and float(cells[3]) > 0
-    assert abs(float(last) - float(cells[3])) <= 5e-4  # last line: the split-batch median (table: 3 decimals)
+    # last line: the split-batch median; the table rounds to 3 decimals (half a unit, plus float slack)
+    assert abs(float(last) - float(cells[3])) <= 5e-4 + 1e-9
     assert cells[5] == "—"  # no torch baseline requested
 
 

@@ -145,7 +145,7 @@ def test_every_proofs_check_id_cited_in_docs_exists():
     assert not missing, missing
 
 
-def _stall_on_f9(claim_id, seed, adversary, proof_status, mutants=False):
+def _stall_on_f9(claim_id, seed, adversary, proof_status, mutants=False, settings="full"):
     """A worker task standing in for an XLA program that never completes, in claim F9 (module
     level: spawn imports it by name). F9 stalls only once the parent holds F5's result (a marker
     file written there), so the watchdog's kill never catches F5 still running, and then reports
@@ -167,7 +167,7 @@ def _stall_on_f9(claim_id, seed, adversary, proof_status, mutants=False):
     return _verify._verify_one_in_worker(claim_id, seed, adversary, proof_status, mutants)
 
 
-def _stall_always(claim_id, seed, adversary, proof_status, mutants=False):
+def _stall_always(claim_id, seed, adversary, proof_status, mutants=False, settings="full"):
     # a claim that never returns, timed by the watchdog's real clock (module level: spawn)
     import time
 
