@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import io
 import math
 import json
 import shutil
@@ -41,6 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from softmax_stability._checks import check_int_in_range
+from softmax_stability.experiments._cache import (npz_to_tree, payload_sha, read_finished_payload, sha256,
+                                                 tree_to_npz)
 from softmax_stability._io import atomic_write_bytes, atomic_write_json, ensure_writable_dir
 from softmax_stability.experiments import tasks as tasks_mod
 from softmax_stability.experiments.sf_model import ACTIVATIONS, MODEL_VERSION, ModelConfig, apply, init_params
@@ -170,50 +171,14 @@ def model_config(cfg: RunConfig, seq_len: int | None = None) -> tuple[ModelConfi
     return mc, spec
 
 
-def _sha(b: bytes) -> str:
-    return hashlib.sha256(b).hexdigest()
-
-
-def _tree_to_npz(tree) -> bytes:
-    leaves = jax.tree_util.tree_leaves(tree)
-    buf = io.BytesIO()
-    np.savez(buf, *[np.asarray(x) for x in leaves])
-    return buf.getvalue()
-
-
-def _npz_to_tree(data: bytes, like):
-    with np.load(io.BytesIO(data)) as z:
-        leaves = [z[f"arr_{i}"] for i in range(len(z.files))]
-    ref, treedef = jax.tree_util.tree_flatten(like)
-    if len(leaves) != len(ref) or any(a.shape != tuple(np.shape(b)) for a, b in zip(leaves, ref)):
-        raise ValueError("stored arrays do not match the model's parameter structure")
-    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(a, dtype=b.dtype) for a, b in zip(leaves, ref)])
-
-
-def _payload_sha(obj: dict) -> str:
-    return _sha(json.dumps(obj, sort_keys=True).encode())
-
-
 def _load_finished(entry: Path, key: str) -> RunResult | None:
     """The cached result, None if absent; raises ValueError if present but corrupt."""
-    rpath = entry / "result.json"
-    if not rpath.exists():
+    payload = read_finished_payload(entry, key)
+    if payload is None:
         return None
-    try:
-        doc = json.loads(rpath.read_text())
-        payload = doc["payload"]
-        if doc.get("sha256") != _payload_sha(payload):
-            raise ValueError("result.json checksum mismatch")
-        if payload.get("key") != key:
-            raise ValueError("result.json belongs to another configuration")
-        pbytes = (entry / "params.npz").read_bytes()
-        if _sha(pbytes) != payload["params_sha256"]:
-            raise ValueError("params.npz checksum mismatch")
-        h = payload["history"]
-        if any(len(h[k]) != payload["config"]["epochs"] for k in HISTORY_KEYS):
-            raise ValueError("history length differs from the number of epochs")
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"corrupt cache entry {entry}: {err}") from err
+    h = payload["history"]
+    if any(len(h.get(k, ())) != payload["config"]["epochs"] for k in HISTORY_KEYS):
+        raise ValueError(f"corrupt cache entry {entry}: history length differs from the number of epochs")
     return RunResult(payload["config"], h, payload["stats"], key, True, entry)
 
 
@@ -224,7 +189,7 @@ def load_params(result: RunResult):
     _load_finished(result.path, result.key)  # raises ValueError if the entry is corrupt
     data = (result.path / "params.npz").read_bytes()
     like = jax.eval_shape(lambda k: init_params(k, mc), jax.random.PRNGKey(0))
-    return _npz_to_tree(data, like)
+    return npz_to_tree(data, like)
 
 
 _logits_jit = jax.jit(lambda p, t, mc, key: apply(p, t, mc, key=key, return_logits=True), static_argnums=2)
@@ -282,9 +247,9 @@ def _read_checkpoint(entry: Path, like_params, like_opt) -> tuple[Any, Any, dict
     try:
         meta = json.loads(cj.read_text())
         data = cz.read_bytes()
-        if _sha(data) != meta["npz_sha256"]:
+        if sha256(data) != meta["npz_sha256"]:
             raise ValueError("ckpt.npz checksum mismatch")
-        tree = _npz_to_tree(data, (like_params, like_opt))
+        tree = npz_to_tree(data, (like_params, like_opt))
         hist = meta["history"]
         if any(len(hist[k]) != meta["epoch"] for k in HISTORY_KEYS):
             raise ValueError("checkpoint history length mismatch")
@@ -329,19 +294,19 @@ def _run_data(cfg: RunConfig, r: dict):
 
 
 def _write_checkpoint(entry: Path, params, opt_state, epoch: int, history: dict) -> None:
-    blob = _tree_to_npz((params, opt_state))
+    blob = tree_to_npz((params, opt_state))
     atomic_write_bytes(entry / "ckpt.npz", blob)
-    atomic_write_json(entry / "ckpt.json", {"epoch": epoch, "npz_sha256": _sha(blob), "history": history})
+    atomic_write_json(entry / "ckpt.json", {"epoch": epoch, "npz_sha256": sha256(blob), "history": history})
 
 
 def _finish(entry: Path, key: str, r: dict, params, mc: ModelConfig, xt: np.ndarray, history: dict) -> RunResult:
     """Statistics, ``params.npz`` and ``result.json`` of a finished run; the checkpoint removed."""
     stats = _stats(params, mc, xt, r)
-    pbytes = _tree_to_npz(params)
+    pbytes = tree_to_npz(params)
     atomic_write_bytes(entry / "params.npz", pbytes)
-    payload = {"key": key, "config": r, "history": history, "stats": stats, "params_sha256": _sha(pbytes),
+    payload = {"key": key, "config": r, "history": history, "stats": stats, "params_sha256": sha256(pbytes),
                "model_version": MODEL_VERSION, "runner_version": RUNNER_VERSION}
-    atomic_write_json(entry / "result.json", {"sha256": _payload_sha(json.loads(json.dumps(payload))),
+    atomic_write_json(entry / "result.json", {"sha256": payload_sha(json.loads(json.dumps(payload))),
                                               "payload": payload})
     for f in ("ckpt.npz", "ckpt.json"):
         (entry / f).unlink(missing_ok=True)

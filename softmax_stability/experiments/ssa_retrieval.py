@@ -63,8 +63,8 @@ from softmax_stability._checks import check_int_in_range
 from softmax_stability._io import atomic_write_bytes, atomic_write_json, ensure_writable_dir
 from softmax_stability.experiments import retrieval_tasks as rt
 from softmax_stability.experiments import ssa_decoder as dec
-from softmax_stability.experiments.runner import (CorruptCacheWarning, _npz_to_tree, _payload_sha, _sha,
-                                                  _tree_to_npz)
+from softmax_stability.experiments._cache import npz_to_tree, payload_sha, read_finished_payload, sha256, tree_to_npz
+from softmax_stability.experiments.runner import CorruptCacheWarning
 
 __all__ = ["VERSION", "RetrievalRun", "RetrievalResult", "run", "run_many", "dilution_measurements",
            "steps_to_target", "profile_settings", "profile_runs", "collect", "accuracy_rows",
@@ -398,9 +398,9 @@ def _read_checkpoint(entry: Path, like):
     try:
         meta = json.loads(cj.read_text())
         data = cz.read_bytes()
-        if _sha(data) != meta["npz_sha256"]:
+        if sha256(data) != meta["npz_sha256"]:
             raise ValueError("ckpt.npz checksum mismatch")
-        tree = _npz_to_tree(data, like)
+        tree = npz_to_tree(data, like)
         if np.shape(meta["loss"])[-1] != meta["step"]:
             raise ValueError("checkpoint history length mismatch")
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -410,20 +410,9 @@ def _read_checkpoint(entry: Path, like):
 
 
 def _load_finished(entry: Path, key: str) -> RetrievalResult | None:
-    rpath = entry / "result.json"
-    if not rpath.exists():
+    payload = read_finished_payload(entry, key)
+    if payload is None:
         return None
-    try:
-        doc = json.loads(rpath.read_text())
-        payload = doc["payload"]
-        if doc.get("sha256") != _payload_sha(payload):
-            raise ValueError("result.json checksum mismatch")
-        if payload.get("key") != key:
-            raise ValueError("result.json belongs to another configuration")
-        if _sha((entry / "params.npz").read_bytes()) != payload["params_sha256"]:
-            raise ValueError("params.npz checksum mismatch")
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"corrupt cache entry {entry}: {err}") from err
     return RetrievalResult(payload["config"], {k: np.asarray(v) for k, v in payload["history"].items()},
                            {k: np.asarray(v, dtype=float) for k, v in payload["evaluation"].items()},
                            payload["head"], payload["parameters"], payload["seconds"], key, True, entry)
@@ -437,7 +426,7 @@ def load_params(result: RetrievalResult):
     cfg = spec.decoder_config()
     one = jax.eval_shape(lambda k: dec.init(k, cfg), jax.random.PRNGKey(0))
     like = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct((len(spec.seeds),) + x.shape, x.dtype), one)
-    return _npz_to_tree((result.path / "params.npz").read_bytes(), like)
+    return npz_to_tree((result.path / "params.npz").read_bytes(), like)
 
 
 def run(spec: RetrievalRun, cache_dir: str | Path, *, progress: bool = True) -> RetrievalResult:
@@ -493,9 +482,9 @@ def run(spec: RetrievalRun, cache_dir: str | Path, *, progress: bool = True) -> 
                                                  r["batch_size"], r["train_length"], chunk, float(r["lr"]))
         loss = np.concatenate([loss, np.asarray(l, np.float64)], axis=1)
         acc = np.concatenate([acc, np.asarray(a, np.float64)], axis=1)
-        blob = _tree_to_npz((params, opt_state))
+        blob = tree_to_npz((params, opt_state))
         atomic_write_bytes(entry / "ckpt.npz", blob)
-        atomic_write_json(entry / "ckpt.json", {"step": s0 + chunk, "npz_sha256": _sha(blob),
+        atomic_write_json(entry / "ckpt.json", {"step": s0 + chunk, "npz_sha256": sha256(blob),
                                                 "loss": loss.tolist(), "accuracy": acc.tolist()})
         bar.set_postfix(acc=f"{float(a[:, -1].mean()):.2f}")
     t_train = time.perf_counter() - t0
@@ -503,15 +492,15 @@ def run(spec: RetrievalRun, cache_dir: str | Path, *, progress: bool = True) -> 
     ev, heads = _evaluate(params, r, cfg, task)
     t_eval = time.perf_counter() - t1
     one = jax.tree_util.tree_map(lambda x: x[0], params)
-    pbytes = _tree_to_npz(params)
+    pbytes = tree_to_npz(params)
     atomic_write_bytes(entry / "params.npz", pbytes)
     payload = {"key": key, "config": r, "history": {"loss": loss.tolist(), "accuracy": acc.tolist()},
                "evaluation": {k: np.asarray(v).tolist() for k, v in ev.items()}, "head": heads,
                "parameters": dec.parameter_count(one),
                "seconds": {"train": round(t_train, 3), "eval": round(t_eval, 3)},
-               "params_sha256": _sha(pbytes), "version": VERSION}
+               "params_sha256": sha256(pbytes), "version": VERSION}
     payload = json.loads(json.dumps(payload))  # NaN-safe round trip, as stored
-    atomic_write_json(entry / "result.json", {"sha256": _payload_sha(payload), "payload": payload})
+    atomic_write_json(entry / "result.json", {"sha256": payload_sha(payload), "payload": payload})
     for f in ("ckpt.npz", "ckpt.json"):
         (entry / f).unlink(missing_ok=True)
     return RetrievalResult(
