@@ -256,9 +256,12 @@ def test_convergence_outcome():
 
 def test_medium_is_a_figure_and_cli_profile():
     from figures._common import PROFILES, FigureContext
-    from softmax_stability.cli import build_parser
+    from figures._cli import main as pipeline_main
 
     assert "medium" in PROFILES and tuple(runner.PROFILES) == tuple(PROFILES)
     ctx = FigureContext("x", "/tmp", profile="medium")
     assert ctx.quick and ctx.size_profile == "quick"  # sizes other than the SF runs: quick's
-    assert build_parser().parse_args(["run", "--profile", "medium"]).profile == "medium"
+    for argv in (["run", "--profile", "medium", "--help"], ["--profile", "medium", "--help"]):
+        with pytest.raises(SystemExit) as exit_:  # an unknown profile would exit 2 before --help
+            pipeline_main(argv)
+        assert exit_.value.code == 0
