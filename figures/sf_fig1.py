@@ -38,7 +38,17 @@ def make(ctx: FigureContext) -> None:
     ctx.params.update(tasks=list(s["tasks"]), variants=list(s["variants"]), seeds=list(s["seeds"]),
                       overrides=s["overrides"], task_overrides=s["task_overrides"], cache="sf_runs")
     tasks, variants = s["tasks"], s["variants"]
-    fig, axes = plt.subplots(2, len(tasks), figsize=(max(4.6 * len(tasks), 8.0), 7.2), squeeze=False, sharex="col")
+    # at most 4 tasks per row of panels (the medium profile's 8 tasks in two bands, not one 37-inch strip)
+    ncol = min(len(tasks), 4)
+    bands = -(-len(tasks) // ncol)
+    fig, grid = plt.subplots(2 * bands, ncol, figsize=(max(4.6 * ncol, 8.0), 3.6 * 2 * bands), squeeze=False)
+    axes = np.empty((2, len(tasks)), dtype=object)  # axes[0, j]: task j's loss panel, axes[1, j]: its accuracy
+    for j in range(len(tasks)):
+        axes[0, j], axes[1, j] = grid[2 * (j // ncol), j % ncol], grid[2 * (j // ncol) + 1, j % ncol]
+        axes[1, j].sharex(axes[0, j])
+    for j in range(len(tasks), bands * ncol):  # empty slots of the last band
+        grid[2 * (j // ncol), j % ncol].set_visible(False)
+        grid[2 * (j // ncol) + 1, j % ncol].set_visible(False)
     rows = []
     shows = []
     outcomes: list[str] = []
@@ -76,14 +86,14 @@ def make(ctx: FigureContext) -> None:
         axes[1, j].set_xlabel("epoch")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 7), fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, -0.01))
-    fig.text(0.5, -0.045, "BAND(5): banded window of 5 keys; BLOC(5): blocks of 5 tokens; \":1\": plus one global "
+               bbox_to_anchor=(0.5, -0.01 / bands))
+    fig.text(0.5, -0.045 / bands, "BAND(5): banded window of 5 keys; BLOC(5): blocks of 5 tokens; \":1\": plus one global "
              "token that every position attends to and that attends to all; TOPK(5): each query's 5 largest logits",
              ha="center", fontsize=7.5)
     fig.suptitle("SF Fig. 1, " + (f"{ctx.profile} profile: small-scale reconstruction (sf_fig1.md lists every "
                                   "deviation from the authors' setup)" if ctx.quick else "the authors' sizes")
                  + f"; median over {len(s['seeds'])} seeds, 25-75% band", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.04 / bands, 1, 1))
     ctx.save_figure(fig)
     if outcomes:
         ctx.set_outcome("; ".join(outcomes) + ".")
