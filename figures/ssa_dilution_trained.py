@@ -37,15 +37,26 @@ def make(ctx: FigureContext) -> None:
     ctx.set_outcome(" ".join(outcome))
     tasks = list(dict.fromkeys(t for t, _ in results))
     variants = list(dict.fromkeys(v for _, v in results))
-    fig, axes = plt.subplots(len(tasks), len(variants), figsize=(2.05 * len(variants) + 1, 2.5 * len(tasks) + 0.6),
-                             squeeze=False, sharey=True)
+    # one 3-column block of panels per task, side by side (not a 1 x 9 strip of tiny panels per task)
+    ncol = min(3, len(variants))
+    nrow = -(-len(variants) // ncol)
+    fig = plt.figure(figsize=(3.3 * ncol * len(tasks) + 0.4, 2.45 * nrow + 1.9), layout="constrained")
+    subfigs = np.atleast_1d(fig.subfigures(1, len(tasks), wspace=0.04))
+    handles, labels = [], []
     for i, task in enumerate(tasks):
-        for j, var in enumerate(variants):
-            ax = axes[i][j]
+        sub = subfigs[i]
+        axes = sub.subplots(nrow, ncol, squeeze=False, sharey=True, sharex=True)
+        sub.suptitle(f"task: {task}", fontsize=10, fontweight="bold")
+        for j in range(nrow * ncol):
+            ax = axes[j // ncol][j % ncol]
+            if j >= len(variants):
+                ax.set_visible(False)
+                continue
+            var = variants[j]
             rr = [r for r in rows if r[0] == task and r[1] == var]
             x = np.array([r[3] for r in rr])
             color = sr.STYLE[var][0]
-            ax.plot(x, [r[4] for r in rr], color=color, marker="o", ms=4, label="measured")
+            ax.plot(x, [r[4] for r in rr], color=color, marker="o", ms=4, label="measured (median, IQR band)")
             ax.fill_between(x, [r[5] for r in rr], [r[6] for r in rr], color=color, alpha=0.2, lw=0)
             ax.plot(x, [r[7] for r in rr], color="0.35", ls="--", lw=1.2, label="closed form, mean gap")
             if rr[0][2] == "softmax":
@@ -54,17 +65,19 @@ def make(ctx: FigureContext) -> None:
             ax.set_ylim(-0.02, 1.05)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=7)
-            if i == 0:
-                ax.set_title(var, fontsize=9)
-            if j == 0:
-                ax.set_ylabel(f"{task}\nweight on answer key", fontsize=8)
-            if i == len(tasks) - 1:
+            ax.set_title(var, fontsize=9)
+            if j % ncol == 0:
+                ax.set_ylabel("weight on answer key", fontsize=8)
+            if j // ncol == nrow - 1 or j + ncol >= len(variants):
                 ax.set_xlabel("test length", fontsize=8)
-    handles, labels = axes[0][0].get_legend_handles_labels()
+                ax.xaxis.set_tick_params(labelbottom=True)
+            h, lab = ax.get_legend_handles_labels()
+            for hh, ll in zip(h, lab):
+                if ll not in labels:
+                    handles.append(hh), labels.append(ll)
     fig.suptitle("Dilution inside the trained models vs the needle closed form (small-scale reconstruction)",
                  x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=3, bbox_to_anchor=(0.995, 0.995), frameon=False)
+    fig.legend(handles, labels, loc="outside upper right", fontsize=8, ncol=3, frameon=False)
     text = "\n".join(textwrap.fill("Measured: " + line, 190) for line in outcome)
     fig.text(0.01, -0.01, text, fontsize=7, va="top", ha="left")
     ctx.params.update(outcome=outcome, cache="ssa_runs")
