@@ -1029,10 +1029,18 @@ def test_eigenvalues_derivatives_match_finite_differences():
         return beta * np.linalg.eigvalsh(dense(softmax_np(z)))
 
     w = np.linspace(0.5, 2.0, 6)  # a weighted sum touches every eigenvalue
-    g_rev = jax.jit(jax.vmap(jax.grad(lambda z: jnp.dot(w, lam_z(z)))))(Z)
-    J_fwd = jax.jit(jax.vmap(jax.jacfwd(lam_z)))(Z)
-    J_rev = jax.vmap(jax.jacrev(lam_z))(Z)
-    for z, g, Jf, Jr in zip(Z, np.asarray(g_rev), np.asarray(J_fwd), np.asarray(J_rev)):
+    p = np.asarray(jax.nn.softmax(Z[0]))
+
+    # every derivative in one compiled program: each separate jit/jacfwd/jacrev of the solver
+    # was its own XLA compilation (~1.5-2.5 s CPU each, most of this test's cost); the
+    # transformations and the values compared are the same
+    @jax.jit
+    def derivatives(Z, p):
+        return (jax.vmap(jax.grad(lambda z: jnp.dot(w, lam_z(z))))(Z), jax.vmap(jax.jacfwd(lam_z))(Z),
+                jax.vmap(jax.jacrev(lam_z))(Z), jax.jacfwd(jac.eigenvalues)(p), jax.jacrev(jac.eigenvalues)(p))
+
+    g_rev, J_fwd, J_rev, J_p, J_p_rev = (np.asarray(v) for v in derivatives(Z, p))
+    for z, g, Jf, Jr in zip(Z, g_rev, J_fwd, J_rev):
         J_ref = _fd_jac(lam_z_np, z, h)
         np.testing.assert_allclose(Jf, J_ref, atol=atol)
         np.testing.assert_allclose(Jr, J_ref, atol=atol)
@@ -1040,11 +1048,9 @@ def test_eigenvalues_derivatives_match_finite_differences():
         np.testing.assert_allclose(Jf[0], 0, atol=1e-12)  # the eigenvalue 0 stays 0 along softmax
     # p as free coordinates (off the simplex too): the root that is 0 on the simplex has the
     # derivative -sum(dp)/n (eigenvector 1); all of it against dense eigvalsh
-    p = np.asarray(jax.nn.softmax(Z[0]))
-    J_p = np.asarray(jax.jacfwd(jac.eigenvalues)(p))
     np.testing.assert_allclose(J_p, _fd_jac(lambda q: np.linalg.eigvalsh(dense(q)), p, h), atol=atol)
     np.testing.assert_allclose(J_p[0], -np.ones(6) / 6, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(jax.jacrev(jac.eigenvalues)(p)), J_p, atol=1e-14)
+    np.testing.assert_allclose(J_p_rev, J_p, atol=1e-14)
     # and against autodiff of the dense eigensolver (valid for distinct eigenvalues)
     J_dense = jax.jacfwd(lambda q: jnp.linalg.eigvalsh(jnp.diag(q) - jnp.outer(q, q)))(p)
     np.testing.assert_allclose(J_p, J_dense, atol=1e-13)
