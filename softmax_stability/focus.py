@@ -1267,7 +1267,7 @@ def attention_statistics(logits: Any, k: int, *, logits_topk: Any = None, where:
       array: the number of pooled, not fully masked, queries).
 
     Example:
-      >>> a = jax.random.normal(jax.random.PRNGKey(1), (8, 32, 32)) * 4.0
+      >>> a = jax.random.normal(jax.random.PRNGKey(1), (2, 4, 16, 16)) * 4.0  # (batch, heads, q, k)
       >>> st = attention_statistics(a, 5)
       >>> bool(jnp.all(st['delta_h'] <= st['delta_s']))
       True

@@ -354,11 +354,13 @@ def test_gaussian_quadrature_exact_cases():
         assert H[i] == pytest.approx(h, abs=1e-10)
         assert C[i] == pytest.approx(c, abs=1e-10)
         assert M[i] == pytest.approx(m, abs=1e-8)
-    # tau = 0: uniform weights for any n, also far beyond what Monte Carlo could reach
-    n = np.array([1.0, 1000.0, 2.0**40])
-    np.testing.assert_allclose(D.gaussian_expected_entropy(n, 0.0), np.log(n), atol=1e-10)
-    np.testing.assert_allclose(D.gaussian_expected_collision(n, 0.0), 1 / n, rtol=1e-9)
-    np.testing.assert_allclose(D.gaussian_expected_max_weight(n, 0.0), 1 / n, rtol=1e-8)
+    # tau = 0: uniform weights for any n, also far beyond what Monte Carlo could reach (a scalar n
+    # and three taus, as above and in the Monte Carlo test: the programs already compiled)
+    for n in (1.0, 1000.0, 2.0**40):
+        zero = np.zeros(3)
+        np.testing.assert_allclose(D.gaussian_expected_entropy(n, zero), np.log(n), atol=1e-10)
+        np.testing.assert_allclose(D.gaussian_expected_collision(n, zero), 1 / n, rtol=1e-9)
+        np.testing.assert_allclose(D.gaussian_expected_max_weight(n, zero), 1 / n, rtol=1e-8)
 
 
 def test_gaussian_quadrature_vs_monte_carlo():

@@ -18,6 +18,9 @@ MODULES = sorted(
 OPTIONAL = {"softmax_stability.frameworks.flax": "flax", "softmax_stability.frameworks.equinox": "equinox",
             "softmax_stability.frameworks.probe": "flax"}  # probe's examples use Flax
 
+#: modules whose examples are part of their documented contract: at least this many must run
+MIN_EXAMPLES = {"softmax_stability.jacobian": 12}
+
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
@@ -26,3 +29,4 @@ def test_docstring_examples(name):
     mod = importlib.import_module(name)
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert res.failed == 0, f"{res.failed} of {res.attempted} doctest examples failed in {name}"
+    assert res.attempted >= MIN_EXAMPLES.get(name, 0), f"only {res.attempted} doctest examples in {name}"
