@@ -301,15 +301,9 @@ def main(argv=None) -> int:
                     help="with 'max' in --seeds: also time the largest seed count (else only report it)")
     ap.add_argument("--out", help="write the markdown table here")
     args = ap.parse_args(argv)
-    import jax
-
-    if args.devices == 0:
-        args.devices = os.cpu_count() or 1
-    if args.devices < 1:
-        ap.error("--devices must be >= 1")
-    if os.environ.get("JAX_PLATFORMS", "cpu") in ("", "cpu") and args.devices > 1:
-        jax.config.update("jax_num_cpu_devices", args.devices)  # before the backend starts
-    args.devices = min(args.devices, len(jax.devices()))
+    # every argument is checked before JAX starts: a typo fails at once
+    if args.devices < 0:
+        ap.error("--devices must be >= 1 (0: one per CPU core)")
     if args.epochs < 1 or args.n_train < 1:
         ap.error("--epochs and --n-train must be >= 1")
     variants = args.variant or ["FULL"]
@@ -320,13 +314,20 @@ def main(argv=None) -> int:
     variants = [parse_variant(v).name for v in variants]  # ValueError lists the valid names
     if args.torch_python and args.task != "even_pairs":
         ap.error("the PyTorch baseline implements even_pairs only")
+    counts = []
+    for tok in (args.seeds.split(",") if args.seeds else []):
+        tok = tok.strip().lower()
+        if tok != "max" and not (tok.isdigit() and int(tok) >= 1):
+            ap.error(f"--seeds takes positive integers or 'max', comma-separated; got {tok!r}")
+        counts.append(tok if tok == "max" else int(tok))
+    import jax
+
+    if args.devices == 0:
+        args.devices = os.cpu_count() or 1
+    if os.environ.get("JAX_PLATFORMS", "cpu") in ("", "cpu") and args.devices > 1:
+        jax.config.update("jax_num_cpu_devices", args.devices)  # before the backend starts
+    args.devices = min(args.devices, len(jax.devices()))
     if args.seeds:
-        counts = []
-        for tok in args.seeds.split(","):
-            tok = tok.strip().lower()
-            if tok != "max" and not (tok.isdigit() and int(tok) >= 1):
-                ap.error(f"--seeds takes positive integers or 'max', comma-separated; got {tok!r}")
-            counts.append(tok if tok == "max" else int(tok))
         return seeds_main(args, variants[0], counts)
     rows = []
     for v in variants:
