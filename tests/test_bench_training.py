@@ -17,7 +17,8 @@ def test_bench_training_smoke(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
     res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_training.py"), "--n-train", "60",
-                          "--epochs", "1", "--devices", "2", "--out", str(out)],
+                          "--epochs", "1", "--devices", "2", "--floor-copies", "1",
+                          "--out", str(out)],
                          env=env, capture_output=True, text=True, timeout=1800, cwd=ROOT)  # hang guard
     assert res.returncode == 0, res.stderr[-3000:]
     last = res.stdout.strip().splitlines()[-1]
@@ -31,6 +32,8 @@ def test_bench_training_smoke(tmp_path):
     # last line: the split-batch median; the table rounds to 3 decimals (half a unit, plus float slack)
     assert abs(float(last) - float(cells[3])) <= 5e-4 + 1e-9
     assert cells[5] == "—"  # no torch baseline requested
+    # the matmul floor ran (one copy per product: the code path, not a measurement)
+    assert "Matmul floor (`matmul_floor`)" in md
 
 
 def _bench_module():
@@ -41,7 +44,8 @@ def _bench_module():
 
 
 @pytest.mark.parametrize("args,word", [(["--epochs", "0"], "--epochs"), (["--devices", "-1"], "--devices"),
-                                       (["--variant", "WARP(3)"], "WARP"), (["--seeds", "4,0"], "--seeds")])
+                                       (["--variant", "WARP(3)"], "WARP"), (["--seeds", "4,0"], "--seeds"),
+                                       (["--floor-copies", "0"], "--floor-copies")])
 def test_bench_training_bad_arguments(args, word, capsys, monkeypatch):
     # in process: the arguments are checked before JAX starts, so no child process (and its JAX
     # start-up) is needed to see the script refuse them; a call to jax.devices would fail the test
