@@ -9,7 +9,7 @@ of time and reported apart. Both are measured in the same run when ``--torch-pyt
     python benchmarks/bench_training.py --task even_pairs --variant full --epochs 2
     python benchmarks/bench_training.py --variant all --epochs 3 \\
         --torch-python <python with torch> --concurrent 2 --out /tmp/train.md
-    python benchmarks/bench_training.py --n-train 100 --epochs 1          # does it run?
+    python benchmarks/bench_training.py --n-train 100 --epochs 1 --floor-copies 1   # does it run?
 
 ``--devices N`` (default: one per CPU core) also times every batch split across N devices (data
 parallelism, ``Trainer(devices=...)``; on a CPU, N host devices via ``jax_num_cpu_devices``). The
@@ -299,19 +299,18 @@ def main(argv=None) -> int:
                                     "first variant only; last line: seconds per seed-epoch of the last count")
     ap.add_argument("--time-max", action="store_true",
                     help="with 'max' in --seeds: also time the largest seed count (else only report it)")
+    ap.add_argument("--floor-copies", type=int, default=32,
+                    help="independent copies per matrix product in the matmul floor (more parallel work than "
+                         "one step offers; fewer: a quicker, rougher floor, e.g. for a does-it-run check)")
     ap.add_argument("--out", help="write the markdown table here")
     args = ap.parse_args(argv)
-    import jax
-
-    if args.devices == 0:
-        args.devices = os.cpu_count() or 1
-    if args.devices < 1:
-        ap.error("--devices must be >= 1")
-    if os.environ.get("JAX_PLATFORMS", "cpu") in ("", "cpu") and args.devices > 1:
-        jax.config.update("jax_num_cpu_devices", args.devices)  # before the backend starts
-    args.devices = min(args.devices, len(jax.devices()))
+    # every argument is checked before JAX starts: a typo fails at once
+    if args.devices < 0:
+        ap.error("--devices must be >= 1 (0: one per CPU core)")
     if args.epochs < 1 or args.n_train < 1:
         ap.error("--epochs and --n-train must be >= 1")
+    if args.floor_copies < 1:
+        ap.error("--floor-copies must be >= 1")
     variants = args.variant or ["FULL"]
     if any(v.lower() == "all" for v in variants):
         variants = list(ALL_VARIANTS)
@@ -320,13 +319,20 @@ def main(argv=None) -> int:
     variants = [parse_variant(v).name for v in variants]  # ValueError lists the valid names
     if args.torch_python and args.task != "even_pairs":
         ap.error("the PyTorch baseline implements even_pairs only")
+    counts = []
+    for tok in (args.seeds.split(",") if args.seeds else []):
+        tok = tok.strip().lower()
+        if tok != "max" and not (tok.isdigit() and int(tok) >= 1):
+            ap.error(f"--seeds takes positive integers or 'max', comma-separated; got {tok!r}")
+        counts.append(tok if tok == "max" else int(tok))
+    import jax
+
+    if args.devices == 0:
+        args.devices = os.cpu_count() or 1
+    if os.environ.get("JAX_PLATFORMS", "cpu") in ("", "cpu") and args.devices > 1:
+        jax.config.update("jax_num_cpu_devices", args.devices)  # before the backend starts
+    args.devices = min(args.devices, len(jax.devices()))
     if args.seeds:
-        counts = []
-        for tok in args.seeds.split(","):
-            tok = tok.strip().lower()
-            if tok != "max" and not (tok.isdigit() and int(tok) >= 1):
-                ap.error(f"--seeds takes positive integers or 'max', comma-separated; got {tok!r}")
-            counts.append(tok if tok == "max" else int(tok))
         return seeds_main(args, variants[0], counts)
     rows = []
     for v in variants:
@@ -344,7 +350,7 @@ def main(argv=None) -> int:
         rows.append(r)
     md = table(rows, args)
     if args.task == "even_pairs":  # the model the target is about: length 40, 5 blocks
-        fl = matmul_floor(40)
+        fl = matmul_floor(40, copies=args.floor_copies)
         steps = rows[0]["steps"]
         md += (f"\nMatmul floor (`matmul_floor`): the {fl['step_gflop']:.3f} GFLOP of matrix products in one "
                f"training step, each timed alone at its best, take {1e3 * fl['step_s']:.2f} ms "

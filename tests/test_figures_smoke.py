@@ -15,7 +15,10 @@ def test_figure_smoke(name, tmp_path):
         from softmax_stability.claims import get
         from softmax_stability.claims._verify import verify_claim
 
-        res = [verify_claim(get(i)).to_json() for i in ("J5b-softmax-one-norm-half", "D2-dispersion-pmax")]
+        # random instances only: the figure plots whatever ratios the file holds, and the searches
+        # (adversary, tight regimes) are the verifier's tests' business, not this figure's
+        res = [verify_claim(get(i), adversary=False).to_json()
+               for i in ("J5b-softmax-one-norm-half", "D2-dispersion-pmax")]
         (tmp_path / "verification.json").write_text(json.dumps({"results": res}))
     prov = run_figure(name, tmp_path, profile="smoke", show_progress=False)
     assert prov["figure"] == name and prov["wall_time_s"] >= 0
@@ -47,7 +50,9 @@ def test_bad_profile(tmp_path):
 
 
 def test_rerun_reuses_cache_and_redoes_what_changed(tmp_path):
-    name = "sf_fig22"
+    # the cache logic is the pipeline's, the same for every figure: a cheap one (a table, ~0.5 s
+    # a run against ~1.7 s for sf_fig22) keeps the five runs short
+    name = "ssa_overhead_table"
     first = run_figure(name, tmp_path, profile="smoke", show_progress=False, force=False)
     assert not first.get("cached")
     again = run_figure(name, tmp_path, profile="smoke", show_progress=False, force=False)

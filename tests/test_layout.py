@@ -99,28 +99,27 @@ def test_an_edit_to_dilution_redoes_only_the_figures_that_import_it(tmp_path):
 
     for top in (*LIBRARY, "figures"):
         shutil.copytree(ROOT / top, tmp_path / top, ignore=shutil.ignore_patterns("out", "__pycache__"))
+    # one child before the edit (fingerprints and, as the edit only appends a comment, which figures
+    # import dilution.py) and one after it: a third child for the imports would only repeat the first's
     code = ("import json, sys; from figures._common import registry, fingerprint; "
-            "print(json.dumps({n: fingerprint(n, 'quick', 0) for n in registry()}))")
+            "from figures._deps import imported_files; "
+            "print(json.dumps({'fp': {n: fingerprint(n, 'quick', 0) for n in registry()}, "
+            "'dep': [n for n in registry() if any(p.name == 'dilution.py' and p.parent.name == "
+            "'softmax_stability' for p in imported_files(['figures.' + n]))] if len(sys.argv) > 1 else []}))")
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "JAX_PLATFORMS": "cpu"}
 
-    def fps():
+    def fps(*args):
         import json
 
-        return json.loads(subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
+        return json.loads(subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, env=env, check=True,
                                          capture_output=True, text=True).stdout)
 
-    before = fps()
+    first = fps("deps")
+    before, depends = first["fp"], set(first["dep"])
     with open(tmp_path / "softmax_stability" / "dilution.py", "a") as f:
         f.write("\n# an edit\n")
-    after = fps()
+    after = fps()["fp"]
     changed = {n for n in before if before[n] != after[n]}
-    code_dep = ("import json; from figures._common import registry; from figures._deps import imported_files; "
-                "print(json.dumps([n for n in registry() if any(p.name == 'dilution.py' and p.parent.name == "
-                "'softmax_stability' for p in imported_files(['figures.' + n]))]))")
-    import json
-
-    depends = set(json.loads(subprocess.run([sys.executable, "-c", code_dep], cwd=tmp_path, env=env, check=True,
-                                            capture_output=True, text=True).stdout))
     assert changed == depends
     assert "dilution_phase_diagram" in changed
     assert not changed & {"sf_fig1", "sf_convergence_table", "sf_loss_landscape", "sf_fig27"}
