@@ -261,7 +261,7 @@ def table(rows: list[dict], args) -> str:
     import jax
 
     nd = args.devices
-    lines = [f"# SF training: seconds per epoch (JAX vs the authors' PyTorch model)", "",
+    lines = ["# SF training: seconds per epoch (JAX vs the authors' PyTorch model)", "",
              f"Machine: {machine()}; JAX {jax.__version__} on {jax.default_backend()}; task `{args.task}`, "
              f"{args.n_train} training samples, batch 25, {args.epochs} timed epochs (median), evaluation "
              f"excluded; JAX compile time apart. JAX on 1 device, and with every batch split across "
@@ -409,7 +409,7 @@ def seeds_main(args, variant: str, counts: list) -> int:
         print(f"{variant} {S_} seeds: {r['median_s']:.3f} s/epoch, {r['seed_epoch_s']:.3f} s per seed-epoch "
               f"(compile {r['compile_s']:.1f} s)", file=sys.stderr)
         rows.append(r)
-    md = [f"# SF training: many seeds in one program (JAX) vs the authors' PyTorch model one run at a time", "",
+    md = ["# SF training: many seeds in one program (JAX) vs the authors' PyTorch model one run at a time", "",
           f"Machine: {machine()}; JAX {jax.__version__} on {jax.default_backend()}; task `{args.task}`, variant "
           f"{variant}, {args.n_train} training samples, batch 25, {args.epochs} timed epochs (median), evaluation "
           f"excluded, compile apart. Seeds split across {nd} devices (`MultiSeedTrainer(devices=...)`). "
