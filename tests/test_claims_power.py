@@ -199,3 +199,34 @@ def test_quick_settings_kill_the_same_mutants_and_stop_at_the_first_kill():
         verify_claim_and_mutants(claim, settings="fast")
     with pytest.raises(ValueError, match="settings"):
         verify([claim.id], settings="quick ")
+
+
+def test_quick_mutants_reuse_the_claims_searches_where_that_is_exact():
+    # the random instances keep away from branch 1's maximiser x = 1/2, so only searched instances
+    # can kill "1/4 -> 0.2499"; the claim's own regime search finds x = 1/2 (and kills it, with no
+    # search of its own), and "bound x 1.02" (a constant multiple) takes the claim's regime
+    # instances as its own: no regime search runs for a mutant here
+    calls = []
+
+    def counted(regime):
+        def instances(key, ratio):
+            calls.append(regime.name)
+            return regime.instances(key, ratio)
+
+        return TightRegime(regime.name, regime.description, instances)
+
+    def away_from_half(key):
+        x = 0.4 * jax.random.uniform(key, (64,), dtype=jnp.float64)
+        return [{"x": x, "s": jnp.ones(64)}, {"x": x, "s": jnp.zeros(64)}]
+
+    tighter = Mutant("1/4 -> 0.2499", "tighter", _bound(c_quadratic=0.2499))
+    claim = _toy(sample=away_from_half, tight_regimes=(counted(_regime(1)), counted(_regime(0))),
+                 mutants=(tighter,))
+    quick = verify_claim_and_mutants(claim, settings="quick")
+    assert quick.verdict == "pass"
+    assert calls == ["branch 1", "branch 0"]  # the claim's own searches, once each
+    q = {m["name"]: m for m in quick.mutants}
+    assert q[tighter.name]["verdict"] == "VIOLATED" and q[tighter.name]["regimes"] == []
+    (g,) = q["bound x 1.02"]["regimes"]
+    assert q["bound x 1.02"]["verdict"] == "NOT SHARP"
+    assert g["max_ratio"] == pytest.approx(quick.regimes[0]["max_ratio"] / 1.02, rel=1e-12)

@@ -5,7 +5,9 @@ This is the test-suite twin of ``softmax-stability verify --mutants``: one test 
 per mutant, so a failure names the claim (and the worst instance found) or the surviving mutant and
 why it survived. It runs at ``settings="quick"``: every claim is verified in full, and each mutant
 only until it is killed (its searches stop at the first stage beyond tolerance or short of the
-sharpness threshold), which kills exactly the mutants the full run kills, at a fraction of the cost. The claims run once, through ``verify`` in 2 worker
+sharpness threshold; it meets its claim's searched instances before its own searches, and a
+constant multiple of the bound reuses its claim's regime instances, whose maximisers are its own;
+see ``verify_mutant``), at a fraction of the full run's cost. The claims run once, through ``verify`` in 2 worker
 processes, so the verifier's watchdog covers them: on 2 cores jaxlib 0.10.2 can deadlock a program
 with several batched LAPACK calls (claim S3; docs/known_issues.md); the watchdog reruns such a
 claim in a fresh process instead of letting the suite hang.

@@ -200,6 +200,10 @@ class _Memo:
         self.measures: dict[bytes, np.ndarray] = {}
         self.bounds: dict[tuple[bytes, int], np.ndarray] = {}
         self.extra_bounds = tuple(extra_bounds)  # held, so that their ids stay theirs
+        # the claim's own searched batches, recorded by its verification (record=True) for its
+        # mutants at quick settings: {"bound": claim.bound, "adv": [batch], "regimes": [[batch]]}
+        self.record = False
+        self.claim_stages: dict[str, Any] | None = None
 
 
 def _evaluate(claim: Claim, batches: Iterable[dict[str, Any]], memo: _Memo | None = None):
@@ -358,7 +362,13 @@ def _verify_claim_x64(claim: Claim, *, seed: int, adversary: bool,
     pstatus = _proof_status_of(claim, proof_status)
     try:
         ratio_fn = oriented_ratio(claim)
-        rand, adv, reg = _evaluate(claim, claim.sample(k_sample), memo), [], []
+        rand, adv, reg, prior = _evaluate(claim, claim.sample(k_sample), memo), [], [], []
+        # a mutant at quick settings (stop_at_failure) meets its claim's searched instances first
+        # (computed already: its bound is one of the memo's extra bounds), and a constant multiple
+        # of the claim's bound takes the claim's regime instances as its own (see verify_mutant)
+        stages_of_claim = memo.claim_stages if (memo is not None and stop_at_failure) else None
+        multiple = (stages_of_claim is not None and claim.kind in ("upper", "lower")
+                    and getattr(claim.bound, "base", None) is stages_of_claim["bound"])
         # the searches, in the order of a failure's likely finder when stop_at_failure: the tight
         # regimes (a looser bound shows there), then the adversary
         run_adv = adversary and claim.adversary is not None
@@ -368,6 +378,10 @@ def _verify_claim_x64(claim: Claim, *, seed: int, adversary: bool,
             stages.sort(key=lambda st: st[0] != "adv")  # the adversary first, as reported
         skipped = 0
         failed = stop_at_failure and _fails(claim, rand)
+        if stages_of_claim is not None and not failed:
+            seen = stages_of_claim["adv"] + [b for ev in stages_of_claim["regimes"] for b in ev]
+            prior = _evaluate(claim, seen, memo)
+            failed = _fails(claim, prior)
         for n_done, (what, i) in enumerate(stages):
             if failed:
                 skipped = len(stages) - n_done
@@ -377,11 +391,16 @@ def _verify_claim_x64(claim: Claim, *, seed: int, adversary: bool,
                 failed = stop_at_failure and _fails(claim, adv)
             else:
                 regime = claim.tight_regimes[i]
-                ev = _evaluate(claim, regime.instances(jax.random.fold_in(k_reg, i), ratio_fn), memo)
+                found = (stages_of_claim["regimes"][i] if multiple else
+                         regime.instances(jax.random.fold_in(k_reg, i), ratio_fn))
+                ev = _evaluate(claim, found, memo)
                 reg.append((regime, ev))
                 failed = stop_at_failure and (_fails(claim, ev) or not _reached(claim, ev))
+        if memo is not None and memo.record:
+            memo.claim_stages = {"bound": claim.bound, "adv": [b for b, _, _ in adv],
+                                 "regimes": [[b for b, _, _ in ev] for _, ev in reg]}
         ratios, excesses, worst = [], [], (-np.inf, None)
-        for batch, b, m in rand + adv + [t for _, ev in reg for t in ev]:
+        for batch, b, m in rand + prior + adv + [t for _, ev in reg for t in ev]:
             r, e = _ratios_and_violations(claim, b, m)
             ratios.append(r)
             excesses.append(e)
@@ -429,7 +448,12 @@ def _verify_claim_x64(claim: Claim, *, seed: int, adversary: bool,
 
 
 def _scaled(bound: Callable, factor: float) -> Callable:
-    return lambda prm: factor * jnp.asarray(bound(prm))
+    def scaled(prm):
+        return factor * jnp.asarray(bound(prm))
+
+    # marked as a constant multiple of ``bound``: the maximisers of its ratio are the claim's
+    scaled.base, scaled.factor = bound, factor
+    return scaled
 
 
 def claim_mutants(claim: Claim) -> list[Mutant]:
@@ -468,8 +492,16 @@ def verify_mutant(claim: Claim, mutant: Mutant | str, *, seed: int = 0, settings
     NOT SHARP; a surviving mutant's ``reason`` says what the verifier saw.
 
     ``settings="quick"`` stops at the first stage that kills the mutant (``verify_claim(...,
-    stop_at_failure=True)``): killed or not exactly as at ``"full"``, at a fraction of the cost,
-    since most mutants fall to the random instances or to their first regime."""
+    stop_at_failure=True)``), at a fraction of the cost, since most mutants fall to the random
+    instances or to their first regime. Called from :func:`verify_claim_and_mutants` (the claim's
+    memo at hand), a quick mutant also meets, right after the random instances, the instances its
+    claim's own adversary and regimes found (already computed: no new program), and a constant
+    multiple ``c * bound`` (``c > 0``: the automatic x0.98 / x1.02 mutants) takes its claim's regime
+    instances as its own regime searches: its ratio is the claim's times a constant, so the claim's
+    maximisers are its maximisers (Adam's steps do not depend on the gradient's scale, up to its
+    epsilon; a random search's ranking not at all). Quick settings may thus kill a mutant with
+    instances that ``"full"`` (the mutant's own searches only) does not see, never the reverse;
+    ``make run`` verifies at ``"full"``."""
     _check_settings(settings)
     if isinstance(mutant, str):
         mutant = _mutant_by_name(claim, mutant)
@@ -536,7 +568,9 @@ def verify_claim_and_mutants(claim: Claim, *, seed: int = 0,
     _check_settings(settings)
     muts = claim_mutants(claim)
     memo = _Memo([m.bound for m in muts])
+    memo.record = True
     r = verify_claim(claim, seed=seed, adversary=True, proof_status=proof_status, _memo=memo)
+    memo.record = False
     r.mutants = [verify_mutant(claim, m, seed=seed, settings=settings, _memo=memo).to_json() for m in muts]
     return r
 
@@ -589,9 +623,9 @@ def verify(ids: Sequence[str] | None = None, *, seed: int = 0, adversary: bool =
     claim's own task (:func:`verify_claim_and_mutants`, so measured values are shared), and its
     :class:`MutantResult` lands in the claim's ``mutants`` list (``mutants_killed`` of
     ``len(mutants)``). ``stall_timeout`` then bounds a claim together with its mutants.
-    ``settings="quick"`` (the test suite's) judges each mutant only until it is killed
-    (:func:`verify_mutant`): the same mutants are killed as at ``"full"`` (``make run``'s), whose
-    reports count every search's instances.
+    ``settings="quick"`` (the test suite's) judges each mutant only until it is killed, reusing
+    its claim's search results where that is exact (:func:`verify_mutant`); ``"full"`` (``make
+    run``'s) runs every mutant's own searches in full and its reports count every instance.
 
     Claims run in ``workers`` separate processes (default :func:`default_verify_workers`; ``1``
     runs them in order in this process). Each claim draws from its own key, so the results do not
