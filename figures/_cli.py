@@ -38,7 +38,10 @@ def _out_dir(path: str, ap: argparse.ArgumentParser) -> Path:
 def _enable_cache() -> None:
     from softmax_stability.cli import enable_compilation_cache
 
-    enable_compilation_cache(os.environ.get("SOFTMAX_STABILITY_JAX_CACHE", str(JAX_CACHE)))
+    # through the environment, so that the library's verify (which enables its default cache) and
+    # its spawned workers use the checkout's cache too, not ~/.cache
+    os.environ.setdefault("SOFTMAX_STABILITY_JAX_CACHE", str(JAX_CACHE))
+    enable_compilation_cache(os.environ["SOFTMAX_STABILITY_JAX_CACHE"])
 
 
 def figures_main(argv: list[str] | None = None) -> int:

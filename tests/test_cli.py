@@ -198,3 +198,19 @@ def test_run_reuses_unchanged_proofs_and_verify(tmp_path, monkeypatch, capsys):
     assert pipeline.run_main(argv) == 1
     n = len(calls)
     assert pipeline.run_main(argv) == 1 and calls[n:] == ["proofs"]  # a failed step is redone, verify reused
+
+
+def test_run_keeps_every_compiled_program_in_the_checkout_cache(monkeypatch):
+    """`python -m figures run` calls the library's verify in-process, which enables the library's
+    default cache (~/.cache): the checkout's cache must win, for verify and its spawned workers too."""
+    from figures import _cli as pipeline
+    from softmax_stability import cli as lib_cli
+
+    seen = []
+    monkeypatch.setattr(lib_cli, "enable_compilation_cache", lambda path=None: seen.append(
+        Path(path) if path is not None else lib_cli.default_cache_dir()))
+    monkeypatch.setenv("SOFTMAX_STABILITY_JAX_CACHE", "placeholder")  # restored after the test
+    monkeypatch.delenv("SOFTMAX_STABILITY_JAX_CACHE")
+    pipeline._enable_cache()
+    lib_cli.enable_compilation_cache()  # what `verify` does (and a spawned worker inherits the env)
+    assert seen == [pipeline.JAX_CACHE, pipeline.JAX_CACHE]
