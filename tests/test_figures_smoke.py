@@ -7,10 +7,26 @@ import pytest
 from figures._common import registry, run_figure
 
 NAMES = list(registry())
+# The figures that train models or compute surfaces keep them in caches under their output
+# directory (sf_runs, sf_landscapes, ssa_runs), shared by design: `make run` builds them into one
+# directory, so the first figure of a group trains and the others load. The smoke tests do the
+# same (one directory per module): every figure still runs its whole plotting/outcome path on
+# the same results, the training path runs once per group (the first figure, in registry order),
+# and the caches' training, resumption and corruption handling have their own tests
+# (test_experiments, test_multiseed, test_ssa_retrieval, test_landscape).
+SHARED_CACHE = {"sf_convergence_table", "sf_fig1", "sf_fig27", "sf_loss_landscape", "sf_table6_measured",
+                "ssa_dilution_trained", "ssa_retrieval_vs_length", "ssa_steps_to_target"}
+
+
+@pytest.fixture(scope="module")
+def shared_out(tmp_path_factory):
+    return tmp_path_factory.mktemp("figures_shared_cache")
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_figure_smoke(name, tmp_path):
+def test_figure_smoke(name, tmp_path, shared_out):
+    assert SHARED_CACHE <= set(NAMES), SHARED_CACHE - set(NAMES)
+    out = shared_out if name in SHARED_CACHE else tmp_path
     if name == "bound_vs_autodiff":  # feed it a small verification.json instead of a full verify
         from softmax_stability.claims import get
         from softmax_stability.claims._verify import verify_claim
@@ -19,14 +35,14 @@ def test_figure_smoke(name, tmp_path):
         # (adversary, tight regimes) are the verifier's tests' business, not this figure's
         res = [verify_claim(get(i), adversary=False).to_json()
                for i in ("J5b-softmax-one-norm-half", "D2-dispersion-pmax")]
-        (tmp_path / "verification.json").write_text(json.dumps({"results": res}))
-    prov = run_figure(name, tmp_path, profile="smoke", show_progress=False)
+        (out / "verification.json").write_text(json.dumps({"results": res}))
+    prov = run_figure(name, out, profile="smoke", show_progress=False)
     assert prov["figure"] == name and prov["wall_time_s"] >= 0
-    prov_file = tmp_path / f"{name}.provenance.json"
+    prov_file = out / f"{name}.provenance.json"
     assert json.loads(prov_file.read_text())["jax_version"]
     assert prov["files"], "a figure must write at least one file"
     for f in prov["files"]:
-        assert (tmp_path / f).stat().st_size > 0, f
+        assert (out / f).stat().st_size > 0, f
     assert any(f.endswith(".png") for f in prov["files"]) or any(f.endswith(".md") for f in prov["files"])
     # the measured outcome the report prints under the figure (ctx.set_outcome), in its provenance
     outcome = json.loads(prov_file.read_text())["outcome"]
