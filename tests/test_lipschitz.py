@@ -25,11 +25,6 @@ def _params(seed, d=4, heads=2, head_dim=None, wo=True, scale=1.0):
     return p
 
 
-def _dense_norm(fn, x):
-    J = np.asarray(jax.jit(jax.jacfwd(fn))(x)).reshape(-1, x.size)
-    return np.linalg.svd(J, compute_uv=False)[0]
-
-
 # --------------------------------------------------------------------------------- measurement
 
 
@@ -234,24 +229,32 @@ def _one_sided_counterexample(c=1.0, S=3.0, transpose=False):
     return p, x
 
 
+@jax.jit
+def _dense_norm_and_bounds(p, x):
+    """(||J||_2 dense, castin query/key/max, derived) of the full layer, one program for both
+    counterexamples below (same shapes)."""
+    J = jax.jacfwd(L.attention_layer(p, "full"))(x).reshape(-1, x.size)
+    return (jnp.linalg.norm(J, ord=2), *(L.castin_bound(p, x, side=s) for s in ("query", "key", "max")),
+            L.derived_bound(p, x))
+
+
 def test_code_convention_bound_is_violated_for_nonsymmetric_A():
     # Finding: their R_h = max ||A^T x_i|| (query side) is 0 here, so the bound is sqrt(2)
     # ||V||, but moving the queries' second coordinate changes the logits by c*x_j[0] and the
     # output by c*Var(x[0]) = c S^2 = 9.
     p, x = _one_sided_counterexample()
-    fn = L.attention_layer(p, "full")
-    m = _dense_norm(fn, x)
+    m, query, _, both, derived = (float(v) for v in _dense_norm_and_bounds(p, x))
     assert m >= 9.0 * (1 - 1e-9)
-    assert float(L.castin_bound(p, x, side="query")) == pytest.approx(math.sqrt(2.0), rel=1e-12)
-    assert m > 5 * float(L.castin_bound(p, x, side="query"))
-    assert m <= float(L.castin_bound(p, x, side="max"))
-    assert m <= float(L.derived_bound(p, x))
+    assert query == pytest.approx(math.sqrt(2.0), rel=1e-12)
+    assert m > 5 * query
+    assert m <= both
+    assert m <= derived
     # the transposed example breaks the key side in the same way
     pt, x = _one_sided_counterexample(transpose=True)
-    mt = _dense_norm(L.attention_layer(pt, "full"), x)
-    assert mt > 5 * float(L.castin_bound(pt, x, side="key"))
-    assert mt <= float(L.castin_bound(pt, x, side="max"))
-    assert mt <= float(L.derived_bound(pt, x))
+    mt, _, key, both, derived = (float(v) for v in _dense_norm_and_bounds(pt, x))
+    assert mt > 5 * key
+    assert mt <= both
+    assert mt <= derived
 
 
 # ------------------------------------------------------------------------ adversarial tokens
