@@ -994,11 +994,11 @@ def test_eigenvalues_memory_is_linear_in_the_map_size():
     assert _temp_bytes(grad, (rows, n)) <= 32 * rows * n * 8 + 2**26
 
 
-@pytest.mark.parametrize("shape", [(4, 1024), (300, 40)])
+@pytest.mark.parametrize("shape", [(4, 512), (300, 40)])
 def test_eigenvalues_moderate_sizes_match_eigvalsh(shape):
-    # (4, 1024): each row's eigenvalues in 16 chunks of 64 (a block is 2^16 poles x eigenvalues),
-    # the same slot-chunked path as any n > 256; n = 2048 spent ~15 s CPU in the three dense
-    # O(n^3) eigvalsh references alone (8x fewer at 1024);
+    # (4, 512): each row's eigenvalues in 4 chunks of 128 (a block is 2^16 poles x eigenvalues),
+    # the same slot-chunked path as any n > 256; the three dense O(n^3) eigvalsh references were
+    # most of the cost (n = 2048: ~15 s CPU, n = 1024: ~4 s; 8x fewer at 512);
     # (300, 40): 8 blocks of 38 rows (2^16 / 40^2 = 40, balanced), the last one padded
     rows, n = shape
     z = 3.0 * np.random.default_rng(11).standard_normal(shape)
