@@ -994,11 +994,11 @@ def test_eigenvalues_memory_is_linear_in_the_map_size():
     assert _temp_bytes(grad, (rows, n)) <= 32 * rows * n * 8 + 2**26
 
 
-@pytest.mark.parametrize("shape", [(4, 1024), (300, 40)])
+@pytest.mark.parametrize("shape", [(4, 512), (300, 40)])
 def test_eigenvalues_moderate_sizes_match_eigvalsh(shape):
-    # (4, 1024): each row's eigenvalues in 16 chunks of 64 (a block is 2^16 poles x eigenvalues),
-    # the same slot-chunked path as any n > 256; n = 2048 spent ~15 s CPU in the three dense
-    # O(n^3) eigvalsh references alone (8x fewer at 1024);
+    # (4, 512): each row's eigenvalues in 4 chunks of 128 (a block is 2^16 poles x eigenvalues),
+    # the same slot-chunked path as any n > 256; the three dense O(n^3) eigvalsh references were
+    # most of the cost (n = 2048: ~15 s CPU, n = 1024: ~4 s; 8x fewer at 512);
     # (300, 40): 8 blocks of 38 rows (2^16 / 40^2 = 40, balanced), the last one padded
     rows, n = shape
     z = 3.0 * np.random.default_rng(11).standard_normal(shape)
@@ -1070,8 +1070,11 @@ def test_eigenvalue_derivatives_at_ties_and_zeros():
     # tie p_2 = p_3 = 0.2 (eigenvalue 0.2 once): each copy gets the group's mean dp, which is the
     # derivative along any direction that keeps the tie (dp equal on the group)
     p = np.array([0.45, 0.2, 0.2, 0.15])
-    J = np.asarray(jax.jacfwd(jac.eigenvalues)(p))
-    tie = int(np.argmin(np.abs(np.asarray(jac.eigenvalues(p)) - 0.2)))
+    # the Jacobian and the values in one program, shared by both rows here (same shape): ~1 s CPU
+    # less than two eager jacfwd and an eager call
+    jac_and_values = jax.jit(lambda q: (jax.jacfwd(jac.eigenvalues)(q), jac.eigenvalues(q)))
+    J, lam = (np.asarray(v) for v in jac_and_values(p))
+    tie = int(np.argmin(np.abs(lam - 0.2)))
     np.testing.assert_allclose(J[tie], [0, 0.5, 0.5, 0], atol=1e-15)
     d = np.array([0.3, -0.7, -0.7, 1.1])  # keeps the tie
 
@@ -1083,7 +1086,7 @@ def test_eigenvalue_derivatives_at_ties_and_zeros():
     # a zero entry of a sub-stochastic row (eigenvalue 0, eigenvector e_k, simple here): dp_k;
     # one-sided difference (p_k < 0 is outside the domain)
     p = np.array([0.5, 0.3, 0.1, 0.0])
-    J = np.asarray(jax.jacfwd(jac.eigenvalues)(p))
+    J = np.asarray(jac_and_values(p)[0])
     e = np.array([0, 0, 0, 1.0])
     fwd = (np.linalg.eigvalsh(dense(p + 1e-7 * e)) - np.linalg.eigvalsh(dense(p))) / 1e-7
     np.testing.assert_allclose(J @ e, fwd, atol=1e-6)

@@ -25,11 +25,6 @@ def _params(seed, d=4, heads=2, head_dim=None, wo=True, scale=1.0):
     return p
 
 
-def _dense_norm(fn, x):
-    J = np.asarray(jax.jit(jax.jacfwd(fn))(x)).reshape(-1, x.size)
-    return np.linalg.svd(J, compute_uv=False)[0]
-
-
 # --------------------------------------------------------------------------------- measurement
 
 
@@ -66,6 +61,14 @@ def _power_iteration_tolerance(sv, tol):
     return tol * rho / (1 - rho) + 1e-13
 
 
+@jax.jit
+def _jacobian_and_measured(p, x):
+    """jacfwd and measured_lipschitz (default tol) of the full layer, one program per shape: the
+    parameters are an argument, so the cases with equal n share the compile."""
+    fn = L.attention_layer(p, "full")
+    return jax.jacfwd(fn)(x), L.measured_lipschitz(fn, x)
+
+
 @pytest.mark.parametrize("n,seed,structured", [(2, 0, False), (3, 1, False), (5, 2, False), (5, 3, True)])
 def test_measured_lipschitz_equals_dense_spectral_norm(n, seed, structured):
     """measured_lipschitz (power iteration with jvp/vjp, default tol 1e-10) against the dense
@@ -78,10 +81,10 @@ def test_measured_lipschitz_equals_dense_spectral_norm(n, seed, structured):
         x = L.adversarial_tokens(A[0], n, gap=3.0)
     else:
         x = 1.5 * jax.random.normal(jax.random.PRNGKey(seed + 10), (n, 3), jnp.float64)
-    J = np.asarray(jax.jacfwd(fn)(x)).reshape(-1, x.size)
+    J, r = _jacobian_and_measured(p, x)
+    J = np.asarray(J).reshape(-1, x.size)
     dense = np.linalg.norm(J, 2)
     sv = np.linalg.svd(J, compute_uv=False)
-    r = L.measured_lipschitz(fn, x)
     assert bool(r.converged)
     rel = _power_iteration_tolerance(sv, 1e-10)
     assert dense * (1 - rel) <= float(r.norm) <= dense * (1 + 1e-13), (float(r.norm), dense, rel)
@@ -91,11 +94,9 @@ def _published_loc_lipschitz(f, y, key, index, threshold=1e-4, max_iter=100):
     """A JAX port of loc_lipschitz as published (vcastin/how-smooth-is-attention,
     adversarial_data/toolbox.py): power iteration whose "J u" is ``jvp(f, (y,), (u,))[index]`` --
     the published index is 0, the primal output f(y); 1 is the tangent J u."""
-    _, vjp = jax.vjp(f, y)
-
     def step(u):
-        v = vjp(jax.jvp(f, (y,), (u,))[index])[0]
-        return v / jnp.linalg.norm(v), float(jnp.vdot(u, v))
+        v, mu = _published_step(f, y, u, index)
+        return v, float(mu)
 
     u = jax.random.normal(key, y.shape, y.dtype)
     u, mu = step(u / jnp.linalg.norm(u))
@@ -105,6 +106,22 @@ def _published_loc_lipschitz(f, y, key, index, threshold=1e-4, max_iter=100):
         mus.append(mu)
         u, mu = step(u)
     return math.sqrt(mu)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _published_step(f, y, u, index):
+    """One step of the published loop, compiled once per (f, index) rather than run op by op."""
+    _, vjp = jax.vjp(f, y)
+    v = vjp(jax.jvp(f, (y,), (u,))[index])[0]
+    return v / jnp.linalg.norm(v), jnp.vdot(u, v)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _jacobian_measured_jtf(f, y):
+    """(jacfwd, measured_lipschitz norm, ||J^T f(y)||) of f at y as one program: both points of
+    the test below have the same shape and share it."""
+    return (jax.jacfwd(f)(y), L.measured_lipschitz(f, y).norm,
+            jnp.linalg.norm(jax.vjp(f, y)[1](f(y))[0]))
 
 
 def test_published_loc_lipschitz_computes_sqrt_of_jt_f_not_the_norm():
@@ -118,10 +135,11 @@ def test_published_loc_lipschitz_computes_sqrt_of_jt_f_not_the_norm():
 
     f = layer(np.outer(e2, e1))  # their A = e_1 e_2^T
     y = jnp.array([[4.0, 0.0], [0.0, 0.0]])
-    dense = np.linalg.norm(np.asarray(jax.jacfwd(f)(y)).reshape(4, 4), 2)
+    J, measured, jtf = _jacobian_measured_jtf(f, y)
+    dense = np.linalg.norm(np.asarray(J).reshape(4, 4), 2)
     assert dense == pytest.approx(2 + math.sqrt(5), rel=1e-12)
-    assert float(L.measured_lipschitz(f, y).norm) == pytest.approx(dense, rel=1e-9)
-    jtf = np.linalg.norm(np.asarray(jax.vjp(f, y)[1](f(y))[0]))
+    assert float(measured) == pytest.approx(dense, rel=1e-9)
+    jtf = float(jtf)
     for seed in range(3):  # any start: the [0] loop never looks at u
         published = _published_loc_lipschitz(f, y, jax.random.PRNGKey(seed), 0)
         assert published == pytest.approx(math.sqrt(jtf), rel=1e-12)
@@ -131,7 +149,7 @@ def test_published_loc_lipschitz_computes_sqrt_of_jt_f_not_the_norm():
     y0 = jnp.array([[2.0, 0.0], [-2.0, 0.0]])
     assert float(jnp.max(jnp.abs(f(y0)))) == 0.0
     assert _published_loc_lipschitz(f, y0, jax.random.PRNGKey(0), 0) == 0.0
-    assert float(L.measured_lipschitz(f, y0).norm) > 1.0
+    assert float(_jacobian_measured_jtf(f, y0)[1]) > 1.0
 
 
 # ---------------------------------------------------------------------------------- the bounds
@@ -211,24 +229,32 @@ def _one_sided_counterexample(c=1.0, S=3.0, transpose=False):
     return p, x
 
 
+@jax.jit
+def _dense_norm_and_bounds(p, x):
+    """(||J||_2 dense, castin query/key/max, derived) of the full layer, one program for both
+    counterexamples below (same shapes)."""
+    J = jax.jacfwd(L.attention_layer(p, "full"))(x).reshape(-1, x.size)
+    return (jnp.linalg.norm(J, ord=2), *(L.castin_bound(p, x, side=s) for s in ("query", "key", "max")),
+            L.derived_bound(p, x))
+
+
 def test_code_convention_bound_is_violated_for_nonsymmetric_A():
     # Finding: their R_h = max ||A^T x_i|| (query side) is 0 here, so the bound is sqrt(2)
     # ||V||, but moving the queries' second coordinate changes the logits by c*x_j[0] and the
     # output by c*Var(x[0]) = c S^2 = 9.
     p, x = _one_sided_counterexample()
-    fn = L.attention_layer(p, "full")
-    m = _dense_norm(fn, x)
+    m, query, _, both, derived = (float(v) for v in _dense_norm_and_bounds(p, x))
     assert m >= 9.0 * (1 - 1e-9)
-    assert float(L.castin_bound(p, x, side="query")) == pytest.approx(math.sqrt(2.0), rel=1e-12)
-    assert m > 5 * float(L.castin_bound(p, x, side="query"))
-    assert m <= float(L.castin_bound(p, x, side="max"))
-    assert m <= float(L.derived_bound(p, x))
+    assert query == pytest.approx(math.sqrt(2.0), rel=1e-12)
+    assert m > 5 * query
+    assert m <= both
+    assert m <= derived
     # the transposed example breaks the key side in the same way
     pt, x = _one_sided_counterexample(transpose=True)
-    mt = _dense_norm(L.attention_layer(pt, "full"), x)
-    assert mt > 5 * float(L.castin_bound(pt, x, side="key"))
-    assert mt <= float(L.castin_bound(pt, x, side="max"))
-    assert mt <= float(L.derived_bound(pt, x))
+    mt, _, key, both, derived = (float(v) for v in _dense_norm_and_bounds(pt, x))
+    assert mt > 5 * key
+    assert mt <= both
+    assert mt <= derived
 
 
 # ------------------------------------------------------------------------ adversarial tokens
@@ -369,7 +395,12 @@ def test_float32_inputs_agree_with_float64():
     p32 = init_attention_params(jax.random.PRNGKey(0), 4, 2, use_bias=False)
     x32 = jax.random.normal(jax.random.PRNGKey(1), (6, 4), jnp.float32)
     p64 = {k: v.astype(jnp.float64) for k, v in p32.items()}
-    for fn in (L.castin_bound, L.derived_bound):
-        b32, b64 = fn(p32, x32), fn(p64, x32.astype(jnp.float64))
+    # both bounds of one dtype in one program (run op by op, each bound's ops compiled one by one)
+    for b32, b64 in zip(_castin_and_derived(p32, x32), _castin_and_derived(p64, x32.astype(jnp.float64))):
         assert b32.dtype == jnp.float32 and b64.dtype == jnp.float64
         assert float(b32) == pytest.approx(float(b64), rel=1e-5)
+
+
+@jax.jit
+def _castin_and_derived(p, x):
+    return L.castin_bound(p, x), L.derived_bound(p, x)

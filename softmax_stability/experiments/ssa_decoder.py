@@ -47,7 +47,8 @@ Example:
     >>> cfg = DecoderConfig(vocab_size=10, variant="ssa_shared", d_model=8, num_heads=2)
     >>> p = init(jax.random.PRNGKey(0), cfg)
     >>> tokens = jnp.arange(6)[None] % 10
-    >>> apply(p, tokens, cfg, query_positions=jnp.array([[5]])).shape   # logits at position 5 only
+    >>> fwd = jax.jit(apply, static_argnums=2)   # cfg is static (a frozen dataclass)
+    >>> fwd(p, tokens, cfg, query_positions=jnp.array([[5]])).shape   # logits at position 5 only
     (1, 1, 10)
 """
 
