@@ -75,7 +75,6 @@ def test_measured_lipschitz_equals_dense_spectral_norm(n, seed, structured):
     ||J||_2 = numpy.linalg.norm(jax.jacfwd(layer)(x), 2), float64, within the convergence bound of
     _power_iteration_tolerance, and never above it (it is ||Jv|| for a unit v)."""
     p = _params(seed, d=3, heads=1, wo=False, scale=2.0)
-    fn = L.attention_layer(p, "full")
     if structured:  # the Castin adversarial input: one token copied by all the others
         A, _ = L.head_matrices(p)
         x = L.adversarial_tokens(A[0], n, gap=3.0)
