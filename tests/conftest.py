@@ -3,11 +3,14 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# Tests compile hundreds of small programs and run each a few times: LLVM level 0 compiles faster
-# (measured: 179 s -> 148 s on three heavy test files, 2 cores) and keeps IEEE semantics (no
-# fast-math), so every tolerance still applies.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+# Tests compile hundreds of small programs and run each a few times, so compilation is most of their
+# cost. XLA:CPU's former (non-MLIR) fusion emitters compile the same programs about 30% faster
+# (measured: 186 -> 133 CPU-s on three heavy test files, 2 cores) at the default LLVM level, with IEEE
+# semantics (no fast-math), so every tolerance still applies. Not LLVM level 0, used before: in
+# jaxlib 0.10.2 it makes a value recomputed in two fusions differ in its last bit (x == max(x) fails;
+# docs/known_issues.md, tests/test_compiler_consistency.py).
+if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_use_fusion_emitters=false").strip()
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

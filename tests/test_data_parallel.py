@@ -17,7 +17,7 @@ from softmax_stability.experiments.training import TrainConfig, Trainer
 
 
 def _xla_flags(n_devices: int) -> str:
-    """The suite's XLA flags (conftest: LLVM level 0, faster compiles) with ``n_devices`` host devices."""
+    """The suite's XLA flags (conftest: faster compiles) with ``n_devices`` host devices."""
     kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f]
     return " ".join(kept + [f"--xla_force_host_platform_device_count={n_devices}"])
 

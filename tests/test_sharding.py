@@ -11,7 +11,7 @@ import pytest
 
 
 def _xla_flags(n_devices: int) -> str:
-    """The suite's XLA flags (conftest: LLVM level 0, faster compiles) with ``n_devices`` host devices."""
+    """The suite's XLA flags (conftest: faster compiles) with ``n_devices`` host devices."""
     kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f]
     return " ".join(kept + [f"--xla_force_host_platform_device_count={n_devices}"])
 
