@@ -150,12 +150,14 @@ def _to_host(x: jax.Array) -> np.ndarray:
 
 
 def verifier_compiler_options() -> dict[str, Any] | None:
-    """XLA options of the verifier's programs: on CPU, XLA's former (non-MLIR) fusion emitters.
+    """XLA options of the verifier's programs: on CPU, LLVM level 1 and XLA's former (non-MLIR)
+    fusion emitters.
 
     Each claim program runs once or twice on small batches, so its compile time (80% of a cold
     ``verify``) outweighs its run time. ``xla_cpu_use_fusion_emitters=False`` compiles the same
-    HLO with XLA:CPU's elemental emitters instead of the MLIR fusion emitters: IEEE semantics, no
-    fast-math, the default LLVM level, and about 25% less compile time on 2 cores (docs/known_issues.md).
+    HLO with XLA:CPU's elemental emitters instead of the MLIR fusion emitters, and level 1 runs
+    fewer LLVM passes than the default 2: IEEE semantics, no fast-math, and on 2 cores 74 CPU-s for
+    seven heavy claims with their mutants against 100 s with the defaults (docs/known_issues.md).
 
     The verifier used LLVM level 0 before. In jaxlib 0.10.2 that level contracts ``a*x+b`` to an
     FMA in some fusions and not in others, so one value recomputed in two fusions can differ in its
@@ -163,7 +165,8 @@ def verifier_compiler_options() -> dict[str, Any] | None:
     affine map was ``inf`` or 0 on about 30% of random inputs. The searches ascend such gradients.
     ``tests/test_compiler_consistency.py`` checks these options (and the default ones) for it.
     """
-    return {"xla_cpu_use_fusion_emitters": False} if jax.default_backend() == "cpu" else None
+    return ({"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+            if jax.default_backend() == "cpu" else None)
 
 
 def oriented_ratio(claim: Claim) -> RatioFn:
